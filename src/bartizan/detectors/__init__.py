@@ -1,0 +1,1 @@
+"""Detectors: one file each, registered with `bartizan.detectors.registry.detector`."""
