@@ -16,8 +16,9 @@ import base64
 import binascii
 import html
 import re
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
+from bartizan.text import fastre
 from bartizan.text.spanmap import SpanMap
 
 # Readable-text test for decoded bytes: printable share and a minimum of letters.
@@ -25,7 +26,7 @@ _MIN_PRINTABLE = 0.9
 _MIN_LETTERS = 0.4
 
 
-def substitute(text: str, pattern: re.Pattern[str], repl: Callable[[re.Match[str]], str | None]) -> tuple[str, SpanMap] | None:
+def substitute(text: str, pattern: Any, repl: Callable[[Any], str | None]) -> tuple[str, SpanMap] | None:
     """Replace every match of `pattern` by `repl(match)` (None keeps it). Returns None when nothing changed."""
     pieces: list[str] = []
     smap = SpanMap()
@@ -93,7 +94,7 @@ def join_blobs(parent_len: int, blobs: Iterable[tuple[int, int, str]]) -> tuple[
 
 
 # --- base64 -----------------------------------------------------------------------------------------
-_B64_RUN = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
+_B64_RUN = fastre.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
 
 
 def decode_base64(text: str) -> tuple[str, SpanMap] | None:
@@ -101,7 +102,7 @@ def decode_base64(text: str) -> tuple[str, SpanMap] | None:
     for m in _B64_RUN.finditer(text):
         run = m.group()
         body = run.rstrip("=")
-        if body.isalpha() or body.isdigit():
+        if body.isdigit() or (body.isalpha() and (body.islower() or body.isupper() or body.istitle())):
             continue  # a long word or number, not an encoding
         alt = "-_" if ("-" in body or "_" in body) else None
         padded = body + "=" * (-len(body) % 4)
@@ -116,13 +117,22 @@ def decode_base64(text: str) -> tuple[str, SpanMap] | None:
 
 
 # --- hex --------------------------------------------------------------------------------------------
-_HEX_RUN = re.compile(r"(?:\\x[0-9A-Fa-f]{2}){4,}|(?<![0-9A-Za-z])(?:[0-9A-Fa-f]{2}[ :]?){6,}(?![0-9A-Za-z])")
+# Readable text encoded as hex has a first nibble of 2..7 (ASCII) or 8..f (UTF-8) in every byte; a
+# run must stand alone (checked after the match: RE2 has no lookbehind).
+_HEX_RUN = fastre.compile(
+    r"(?:\\x[0-9A-Fa-f]{2}){4,}"  # \x69\x67...
+    r"|[0-9A-Fa-f]{12,}"  # 69676e6f7265...
+    r"|[0-9A-Fa-f]{2}(?:[ :][0-9A-Fa-f]{2}){5,}"  # 69 67 6e or 69:67:6e
+)
 _HEX_STRIP = re.compile(r"\\x|[ :]")
 
 
 def decode_hex(text: str) -> tuple[str, SpanMap] | None:
     blobs = []
     for m in _HEX_RUN.finditer(text):
+        a, b = m.span()
+        if not m.group().startswith("\\x") and ((a and text[a - 1].isalnum()) or (b < len(text) and text[b].isalnum())):
+            continue
         digits = _HEX_STRIP.sub("", m.group())
         if len(digits) % 2:
             digits = digits[:-1]

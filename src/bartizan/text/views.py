@@ -5,7 +5,7 @@ of parents, so a detector that matches a base64 payload inside a homoglyph-folde
 the base64 run in what the user actually sent.
 
     original ── normalized (NFKD, confusables, invisible characters dropped)
-                  ├─ compact   (whitespace runs, letter-spaced words joined: "i g n o r e" -> "ignore")
+                  ├─ compact   (letter-spaced words joined: "i g n o r e" -> "ignore")
                   ├─ leet      (0->o, 1->i, 3->e, 4->a, 5->s, 7->t, @->a, $->s)
                   ├─ rot13
                   ├─ reversed
@@ -15,11 +15,11 @@ the base64 run in what the user actually sent.
 
 from __future__ import annotations
 
-import codecs
 import re
 from dataclasses import dataclass
-from typing import Iterator, Protocol
+from typing import Any, Iterator, Protocol
 
+from bartizan.text import fastre
 from bartizan.text.decoders import DECODERS, substitute
 from bartizan.text.spanmap import ReversedMap, SpanMap
 from bartizan.text.unicode import Hidden, fold
@@ -57,17 +57,25 @@ class View:
         return self.parent is not None
 
 
-_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
-_LEET_HINT = re.compile(r"[A-Za-z][013457@$]|[013457@$][A-Za-z]")
-_COMPACT = re.compile(
-    r"(?P<spaced>(?<![A-Za-z0-9])[A-Za-z](?:[ ._*|/\-]{1,3}[A-Za-z]){3,}(?![A-Za-z0-9]))|(?P<ws>\s{2,})"
-)
+_LEET = str.maketrans("0134578@$", "oieastbas")
+_LEET_HINT = fastre.compile(r"[A-Za-z][013457@$]|[013457@$][A-Za-z]")
+# Letter-spaced words ("i g n o r e", "i.g.n.o.r.e"): four or more single letters with separators.
+_SPACED = fastre.compile(r"\b[A-Za-z](?:[ ._*|/\-]{1,3}[A-Za-z]){3,}\b")
+_ALPHA = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_ROT13 = str.maketrans(_ALPHA, "NOPQRSTUVWXYZABCDEFGHIJKLMnopqrstuvwxyzabcdefghijklm")
+_ROT13_BYTES = bytes.maketrans(_ALPHA.encode(), b"NOPQRSTUVWXYZABCDEFGHIJKLMnopqrstuvwxyzabcdefghijklm")
+_LEET_BYTES = bytes.maketrans(b"0134578@$", b"oieastbas")
+
+
+def _translate(text: str, table: dict[int, int], byte_table: bytes) -> str:
+    """str.translate, through bytes.translate (a C table lookup) when the text is ASCII."""
+    if text.isascii():
+        return text.encode("ascii").translate(byte_table).decode("ascii")
+    return text.translate(table)
 _SEPARATORS = re.compile(r"[ ._*|/\-]")
 
 
-def _compact_repl(m: re.Match[str]) -> str:
-    if m.group("ws") is not None:
-        return " "
+def _compact_repl(m: Any) -> str:
     return _SEPARATORS.sub("", m.group())
 
 
@@ -119,15 +127,15 @@ class TextViews:
         text = base.text
         view: View | None = None
         if name == "compact":
-            out = substitute(text, _COMPACT, _compact_repl)
+            out = substitute(text, _SPACED, _compact_repl)
             if out is not None:
                 view = View("compact", out[0], base, out[1])
         elif name == "leet":
             if _LEET_HINT.search(text):
-                view = View("leet", text.translate(_LEET), base, SpanMap.identity(len(text)))
+                view = View("leet", _translate(text, _LEET, _LEET_BYTES), base, SpanMap.identity(len(text)))
         elif name == "rot13":
             if any(c.isalpha() for c in text[:4096]) or len(text) > 4096:
-                view = View("rot13", codecs.encode(text, "rot13"), base, SpanMap.identity(len(text)))
+                view = View("rot13", _translate(text, _ROT13, _ROT13_BYTES), base, SpanMap.identity(len(text)))
         elif name == "reversed":
             if text:
                 view = View("reversed", text[::-1], base, ReversedMap(len(text)))
