@@ -1,0 +1,87 @@
+"""Every regular expression bartizan ships is run on adversarial inputs: none may backtrack catastrophically.
+
+Patterns come from every rule data file (compiled here with Python's backtracking `re`, the worst case
+even where the detector itself uses RE2) and from every compiled pattern held by the detector and text
+modules. Each must scan each 100 KB adversarial input in well under a second.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import time
+from importlib import resources
+from typing import Any, Iterator
+
+import pytest
+import yaml
+
+from bartizan.detectors.registry import BUILTIN_MODULES
+
+SIZE = 100_000
+LIMIT_S = 0.25
+UNITS = [
+    "a", "a ", "1", "1 ", "9-", "%41", "A0+/", "-", ".", "@", "a@", "a.", "<", "&#", "&#x4", "\\x41", "0x", "aA0",
+    "http://", "![", "](", "\t", "\n", " \n", "=", "ab=", "_", "a_", "/", "a/", "{", "\"", "'", "\\", ":", "a:", "0", "00 ",
+    "-----", "key=", "sk-", "xn--", "<a2as:", "ignore ", "previous ", "\u200b", "\u0430", "$", "$a", "4111 ",
+]
+
+
+def _rule_patterns() -> Iterator[tuple[str, str]]:
+    root = resources.files("bartizan.rules")
+
+    def walk(node: Any) -> Iterator[Any]:
+        for child in node.iterdir():
+            if child.is_dir():
+                yield from walk(child)
+            elif child.name.endswith((".yaml", ".yml")):
+                yield child
+
+    for f in walk(root):
+        data = yaml.safe_load(f.read_text(encoding="utf-8"))
+        for i, rule in enumerate((data or {}).get("rules", []) if isinstance(data, dict) else []):
+            for key in ("pattern", "regex", "rule"):
+                if isinstance(rule, dict) and isinstance(rule.get(key), str):
+                    yield f"{f.name}#{rule.get('id', i)}", rule[key]
+
+
+def _module_patterns() -> Iterator[tuple[str, Any]]:
+    modules = [*BUILTIN_MODULES, "bartizan.text.views", "bartizan.text.decoders", "bartizan.text.unicode"]
+    for name in modules:
+        mod = importlib.import_module(name)
+        for attr, value in vars(mod).items():
+            if hasattr(value, "finditer") and hasattr(value, "pattern"):
+                yield f"{name}.{attr}", value
+
+
+def all_patterns() -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for name, pattern in _rule_patterns():
+        try:
+            out.append((name, re.compile(pattern, re.IGNORECASE)))
+        except re.error:
+            continue  # the rule loader's own tests reject patterns that do not compile
+    out.extend(_module_patterns())
+    return out
+
+
+PATTERNS = all_patterns()
+
+
+def test_there_are_patterns_to_check() -> None:
+    assert len(PATTERNS) > 50
+
+
+@pytest.mark.parametrize("unit", UNITS)
+def test_no_pattern_is_slow_on_adversarial_input(unit: str) -> None:
+    base = (unit * (SIZE // len(unit) + 1))[:SIZE]
+    slow = []
+    for text in (base, base + "!", "x" + base + "\u0000"):
+        for name, pattern in PATTERNS:
+            t0 = time.perf_counter()
+            for _ in pattern.finditer(text):
+                pass
+            elapsed = time.perf_counter() - t0
+            if elapsed > LIMIT_S:
+                slow.append(f"{name}: {elapsed:.2f}s")
+    assert not slow, f"slow on {unit!r} x {SIZE}: {slow}"
