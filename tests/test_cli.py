@@ -117,7 +117,7 @@ def test_batch_keeps_every_line_and_reports_bad_ones(tmp_path: Path) -> None:
         b'{"id": 3, "text": ',  # malformed
         b"",  # empty
         b'{"id": 5, "text": "caf\xc3"}',  # invalid UTF-8
-        b"[" * 100_000 + b"]" * 100_000,  # deeply nested
+        b"[" * 2_000 + b"]" * 2_000,  # deeply nested (deeper than the JSON parser recurses)
         json.dumps({"id": 7, "body": "no text field"}).encode(),
         json.dumps({"id": 8, "text": 42}).encode(),
         json.dumps(["not", "an", "object"]).encode(),
@@ -137,8 +137,8 @@ def test_batch_keeps_every_line_and_reports_bad_ones(tmp_path: Path) -> None:
     assert set(errors) == {3, 4, 5, 6, 7, 8, 9, 10}
     assert "malformed JSON" in errors[3]
     assert errors[4] == "empty line"
-    assert errors[5] == "invalid UTF-8 at byte 20"
-    assert "nested too deeply" in errors[6] or "malformed" in errors[6]
+    assert errors[5] == "invalid UTF-8 at byte 22"
+    assert errors[6] == "JSON nested too deeply"
     assert "missing" in errors[7] and "int" in errors[8] and "list" in errors[9]
     assert "longer than 4096 bytes" in errors[10]
     assert out[10]["verdict"] == "redact" and "[EMAIL_1]" in out[10]["sanitized"]
@@ -194,9 +194,10 @@ def test_policy_check(tmp_path: Path) -> None:
 
 def test_import_has_no_side_effects() -> None:
     code = (
-        "import sys, os, socket\n"
-        "def no_network(*a, **k): raise RuntimeError('network touched')\n"
-        "socket.socket = no_network; socket.create_connection = no_network\n"
+        "import sys, os\n"
+        "def no_network(event, args):\n"
+        "    if event.startswith(('socket.', 'urllib.', 'http.')): raise RuntimeError(f'network: {event}')\n"
+        "sys.addaudithook(no_network)\n"
         "before = dict(os.environ)\n"
         "import bartizan\n"
         "assert 'bartizan.pipeline' not in sys.modules and 'bartizan.detectors.registry' not in sys.modules\n"

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from bartizan.detectors.registry import Registry, default_registry
 from bartizan.policy.schema import Policy
-from bartizan.schema import SchemaError, SchemaIssue, key_path, load_yaml_model, node_line, parse_yaml
+from bartizan.schema import SchemaError, SchemaIssue, YamlDoc, validate
 
 
 class PolicyError(SchemaError):
@@ -20,36 +20,23 @@ class PolicyError(SchemaError):
 def load_policy_text(text: str, source: str = "<policy>", registry: Registry | None = None) -> Policy:
     registry = registry or default_registry
     try:
-        policy = load_yaml_model(Policy, text, source)
+        doc = YamlDoc(text, source)
+        policy = validate(Policy, doc)
     except SchemaError as exc:
         raise PolicyError(exc.issues) from None
     issues: list[SchemaIssue] = []
-    root = None
     known = set(registry.names())
     for name, det in policy.detectors.items():
         if name not in known:
-            root = root or parse_yaml(text, source)[1]
-            loc = ("detectors", name)
-            issues.append(
-                SchemaIssue(source, node_line(root, loc), key_path(loc), f"unknown detector (known: {', '.join(sorted(known))})")
-            )
+            issues.append(doc.issue(("detectors", name), f"unknown detector (known: {', '.join(sorted(known))})"))
             continue
         spec = registry.get(name)
         try:
             spec.config_schema.model_validate(det.config)
         except ValidationError as exc:
-            root = root or parse_yaml(text, source)[1]
-            for err in exc.errors():
-                loc = ("detectors", name, "config", *err["loc"])
-                msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-                issues.append(SchemaIssue(source, node_line(root, loc), key_path(loc), msg))
-        unknown_cats = set(det.categories) - set(spec.categories) if spec.categories else set()
-        for cat in sorted(unknown_cats):
-            root = root or parse_yaml(text, source)[1]
-            loc = ("detectors", name, "categories", cat)
-            issues.append(
-                SchemaIssue(source, node_line(root, loc), key_path(loc), f"unknown category (known: {', '.join(spec.categories)})")
-            )
+            issues.extend(doc.issues_from(exc, ("detectors", name, "config")))
+        for cat in sorted(set(det.categories) - set(spec.categories)) if spec.categories else ():
+            issues.append(doc.issue(("detectors", name, "categories", cat), f"unknown category (known: {', '.join(spec.categories)})"))
     if issues:
         raise PolicyError(issues)
     return policy

@@ -14,7 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from bartizan.schema import SchemaError, SchemaIssue, key_path, load_yaml_model, node_line, parse_yaml
+from pydantic import ValidationError
+
+from bartizan.schema import SchemaError, SchemaIssue, YamlDoc, validate
 
 
 class Rule(BaseModel):
@@ -65,27 +67,19 @@ def read_rule_text(name: str) -> tuple[str, str]:
 def load_rules(name: str, rule_model: type[Rule] = Rule) -> tuple[Rule, ...]:
     """Validate every rule in a file, collecting all located errors before raising."""
     text, source = read_rule_text(name)
-    wrapper = load_yaml_model(RuleFile, text, source)
+    doc = YamlDoc(text, source)
+    wrapper = validate(RuleFile, doc)
     rules: list[Rule] = []
     issues: list[SchemaIssue] = []
     seen: set[str] = set()
-    root = None
     for i, raw in enumerate(wrapper.rules):
         try:
             rule = rule_model.model_validate(raw)
-        except Exception as exc:  # pydantic.ValidationError
-            if root is None:
-                root = parse_yaml(text, source)[1]
-            for err in getattr(exc, "errors", lambda: [{"loc": (), "msg": str(exc), "type": ""}])():
-                loc = ("rules", i, *err["loc"])
-                msg = "unknown key" if err.get("type") == "extra_forbidden" else err["msg"]
-                issues.append(SchemaIssue(source, node_line(root, loc), key_path(loc), msg))
+        except ValidationError as exc:
+            issues.extend(doc.issues_from(exc, ("rules", i)))
             continue
         if rule.id in seen:
-            if root is None:
-                root = parse_yaml(text, source)[1]
-            loc = ("rules", i, "id")
-            issues.append(SchemaIssue(source, node_line(root, loc), key_path(loc), f"duplicate rule id {rule.id!r}"))
+            issues.append(doc.issue(("rules", i, "id"), f"duplicate rule id {rule.id!r}"))
         seen.add(rule.id)
         rules.append(rule)
     if issues:

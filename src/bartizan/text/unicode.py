@@ -100,11 +100,34 @@ def fold_char(ch: str) -> str:
     return folded
 
 
+@lru_cache(maxsize=65536)
+def one_to_one(ch: str) -> str | None:
+    """The single visible character `ch` folds to, or None when folding removes or expands it."""
+    if classify_invisible(ch) is not None:
+        return None
+    folded = fold_char(ch)
+    return folded if len(folded) == 1 else None
+
+
 def fold(text: str) -> tuple[str, SpanMap, Hidden]:
     """Fold `text` into its detection skeleton. Linear in the length of the text."""
     hidden = Hidden()
     if text.isascii():
         return text, SpanMap.identity(len(text)), hidden
+    # Fast path: curly quotes, accents and homoglyphs fold one character to one, so the offsets do not
+    # move and one C-level translate does the work. Checked over the distinct characters only.
+    distinct = set(text)
+    if len(distinct) <= 512:
+        table: dict[int, str] = {}
+        for ch in distinct:
+            if ch.isascii():
+                continue
+            repl = one_to_one(ch)
+            if repl is None:
+                break
+            table[ord(ch)] = repl
+        else:
+            return text.translate(table), SpanMap.identity(len(text)), hidden
     pieces: list[str] = []
     smap = SpanMap()
     pos = 0
