@@ -13,7 +13,6 @@ wheel) every rule runs with Python's `re`, slower but with the same results.
 
 from __future__ import annotations
 
-import importlib
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -44,13 +43,6 @@ CATEGORIES = (
 _INDIRECT_ROLES = frozenset({Role.TOOL, Role.RETRIEVED})
 _KNOWN_ATLAS = frozenset(v for k, v in vars(tx).items() if k.isupper() and isinstance(v, str) and v.startswith("AML."))
 _SET_MEMORY = 64 << 20  # bytes RE2 may use for the set's DFA cache
-
-
-def _re2() -> Any | None:
-    try:
-        return importlib.import_module("re2")
-    except ImportError:  # pragma: no cover - only where the google-re2 wheel is broken
-        return None
 
 
 def strip_layout(pattern: str) -> str:
@@ -114,11 +106,9 @@ class SignatureRule(Rule):
     @classmethod
     def _linear_and_not_empty(cls, v: str) -> str:
         flat = strip_layout(v)
-        re2 = _re2()
-        errors: tuple[type[Exception], ...] = (re.error,) if re2 is None else (re.error, re2.error)
         try:
-            compiled = fastre.compile(flat, engine="re" if re2 is None else "re2")
-        except errors as exc:
+            compiled = fastre.compile(flat, engine="re2" if fastre.HAS_RE2 else "re")
+        except fastre.ERRORS as exc:
             raise ValueError(f"pattern is not RE2 syntax (no lookaround or backreferences): {exc}") from None
         if compiled.fullmatch(""):
             raise ValueError("pattern matches the empty string")
@@ -127,21 +117,15 @@ class SignatureRule(Rule):
 
 @dataclass(frozen=True, slots=True)
 class RuleSet:
-    """Compiled rules plus the RE2 set that tells which of them match a text."""
+    """Compiled rules plus the pattern set that tells which of them match a text."""
 
     rules: tuple[SignatureRule, ...]
     patterns: tuple[Any, ...]  # fastre-compiled: RE2 where available
-    prefilter: Any | None  # re2.Set whose last pattern is the always-matching sentinel
+    prefilter: fastre.PatternSet
 
     def candidates(self, text: str) -> Sequence[int]:
         """Indices (in file order) of the rules that may match `text`; all of them when unsure."""
-        if self.prefilter is None:
-            return range(len(self.rules))
-        hits = self.prefilter.Match(text) or []
-        sentinel = len(self.rules)
-        if sentinel not in hits:  # the DFA gave up before the end of the text
-            return range(len(self.rules))
-        return sorted(i for i in hits if i != sentinel)
+        return self.prefilter.candidates(text)
 
 
 @lru_cache(maxsize=8)
@@ -149,22 +133,8 @@ def load_ruleset(rules_file: str) -> RuleSet:
     """Load, compile and index a signature file once per process."""
     rules = cast("tuple[SignatureRule, ...]", load_rules(rules_file, SignatureRule))
     patterns = tuple(fastre.compile(r.pattern, ignore_case=r.ignore_case) for r in rules)
-    return RuleSet(rules, patterns, _build_set(rules))
-
-
-def _build_set(rules: tuple[SignatureRule, ...]) -> Any | None:
-    re2 = _re2()
-    if re2 is None:  # pragma: no cover - only where the google-re2 wheel is broken
-        return None
-    opts = re2.Options()
-    opts.log_errors = False
-    opts.max_mem = _SET_MEMORY
-    prefilter = re2.Set.SearchSet(opts)
-    for rule in rules:
-        prefilter.Add(("(?i)" if rule.ignore_case else "") + rule.pattern)
-    prefilter.Add("")  # the sentinel: matches every text, so a finished pass always reports it
-    prefilter.Compile()
-    return prefilter
+    prefilter = fastre.PatternSet([(r.pattern, r.ignore_case) for r in rules], max_mem=_SET_MEMORY)
+    return RuleSet(rules, patterns, prefilter)
 
 
 class SignaturesConfig(DetectorConfig):

@@ -72,11 +72,14 @@ def _translate(text: str, table: dict[int, int], byte_table: bytes) -> str:
     if text.isascii():
         return text.encode("ascii").translate(byte_table).decode("ascii")
     return text.translate(table)
-_SEPARATORS = re.compile(r"[ ._*|/\-]")
+_SEPARATORS = re.compile(r"[ ._*|/\-]+")
 
 
 def _compact_repl(m: Any) -> str:
-    return _SEPARATORS.sub("", m.group())
+    """Join the letters; a gap wider than the narrowest one is a word break and stays one space."""
+    run = m.group()
+    narrowest = min(len(g) for g in _SEPARATORS.findall(run))
+    return _SEPARATORS.sub(lambda g: " " if len(g.group()) > narrowest else "", run)
 
 
 @dataclass(frozen=True, slots=True)
