@@ -26,3 +26,8 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build dist src/*.egg-info
+
+lint: install
+	$(PY) -m pip install -q ruff mypy
+	$(VENV)/bin/ruff check src tests bench scripts
+	$(VENV)/bin/mypy src

@@ -107,14 +107,34 @@ def main() -> None:
         "bartizan default policy, assistant role": measure(lambda p: fw.scan(p, Role.ASSISTANT), prompts),
         "baseline: Vigil bypass regex, raw text": measure(lambda p: baseline.search(p), prompts),
     }
+    # What the time buys: the obfuscated attacks caught, and the benign prompts not allowed, by each side.
+    attacks = [p for i, p in enumerate(prompts) if i % 10 == 0]
+    benign = [p for i, p in enumerate(prompts) if i % 10 != 0]
+    quality = {
+        "bartizan (user role): attacks blocked": sum(fw.scan(p).blocked for p in attacks) / len(attacks),
+        "bartizan (user role): benign not allowed": sum(fw.scan(p).verdict.value != "allow" for p in benign)
+        / len(benign),
+        "bartizan (user role): benign blocked": sum(fw.scan(p).blocked for p in benign) / len(benign),
+        "baseline: attacks matched": sum(bool(baseline.search(p)) for p in attacks) / len(attacks),
+        "baseline: benign matched": sum(bool(baseline.search(p)) for p in benign) / len(benign),
+    }
     # Per-detector share, from the pipeline's own per-detector timings.
     per_detector: dict[str, list[float]] = {}
     for p in prompts:
         for name, rep in fw.scan(p, Role.USER).detectors.items():
             per_detector.setdefault(name, []).append(rep.latency_ms)
     if args.json:
-        print(json.dumps({"n": len(prompts), "rows": rows, "per_detector_p50_ms": {
-            k: statistics.median(v) for k, v in per_detector.items()}}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "n": len(prompts),
+                    "rows": rows,
+                    "quality": quality,
+                    "per_detector_p50_ms": {k: statistics.median(v) for k, v in per_detector.items()},
+                },
+                indent=2,
+            )
+        )
         return
     base = rows["baseline: Vigil bypass regex, raw text"]
     print(f"{len(prompts)} prompts of {LENGTH} characters, one core, Python {sys.version.split()[0]}")
@@ -122,11 +142,24 @@ def main() -> None:
     for name, r in rows.items():
         ratio = r["p50_ms"] / base["p50_ms"]
         print(f"{name:44} {r['p50_ms']:8.3f} {r['p99_ms']:8.3f} {r['prompts_per_s']:10.0f} {ratio:15.1f}x")
-    print("\nper detector, user role (p50 ms): " + ", ".join(
-        f"{k} {statistics.median(v):.4f}" for k, v in sorted(per_detector.items(), key=lambda kv: -statistics.median(kv[1]))))
+    print(
+        "\nper detector, user role (p50 ms): "
+        + ", ".join(
+            f"{k} {statistics.median(v):.4f}"
+            for k, v in sorted(per_detector.items(), key=lambda kv: -statistics.median(kv[1]))
+        )
+    )
+    print(
+        f"\n{len(attacks)} prompts carry an obfuscated attack (base64, zero-width, homoglyph, reversed); "
+        f"{len(benign)} are benign:"
+    )
+    for k, v in quality.items():
+        print(f"  {k:44} {v:7.1%}")
     goal = rows["bartizan default policy, user role"]
-    print(f"\ngoal p50 <= 0.3 ms: {'met' if goal['p50_ms'] <= 0.3 else 'NOT met'}; "
-          f"goal p99 <= 2 ms: {'met' if goal['p99_ms'] <= 2 else 'NOT met'}")
+    print(
+        f"\ngoal p50 <= 0.3 ms: {'met' if goal['p50_ms'] <= 0.3 else 'NOT met'}; "
+        f"goal p99 <= 2 ms: {'met' if goal['p99_ms'] <= 2 else 'NOT met'}"
+    )
 
 
 if __name__ == "__main__":

@@ -27,7 +27,9 @@ def main() -> None:
         if folded and folded.isascii():
             continue
         ascii_forms = [
-            e["c"] for e in entries if len(e["c"]) == 1 and ord(e["c"]) < 128 and (e["c"].isalnum() or e["c"] in SYMBOLS)
+            e["c"]
+            for e in entries
+            if len(e["c"]) == 1 and ord(e["c"]) < 128 and (e["c"].isalnum() or e["c"] in SYMBOLS)
         ]
         if not ascii_forms:
             continue

@@ -143,7 +143,9 @@ def test_batch_keeps_every_line_and_reports_bad_ones(tmp_path: Path) -> None:
     assert "longer than 4096 bytes" in errors[10]
     assert out[10]["verdict"] == "redact" and "[EMAIL_1]" in out[10]["sanitized"]
     for o in out:
-        assert set(o) >= ({"line", "error"} if "error" in o else {"line", "verdict", "scores", "findings", "latency_ms"})
+        assert set(o) >= (
+            {"line", "error"} if "error" in o else {"line", "verdict", "scores", "findings", "latency_ms"}
+        )
 
 
 def test_text_format_batch_from_stdin() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 import pytest
 
@@ -28,7 +28,9 @@ def make_registry() -> Registry:
         for view in ctx.views.all():
             i = view.text.lower().find(config.word)
             if i >= 0:
-                yield Finding("word", "word", config.score, (view.span(i, i + len(config.word)),), "word", "w1", view.name)
+                yield Finding(
+                    "word", "word", config.score, (view.span(i, i + len(config.word)),), "word", "w1", view.name
+                )
                 return
 
     @reg.register("broken")

@@ -30,7 +30,9 @@ def errors(text: str) -> list[str]:
 
 
 def test_valid_policy_loads() -> None:
-    p = load_policy_text("name: t\ndetectors:\n  alpha: {roles: [user, tool], config: {limit: 5}}\n", registry=registry())
+    p = load_policy_text(
+        "name: t\ndetectors:\n  alpha: {roles: [user, tool], config: {limit: 5}}\n", registry=registry()
+    )
     assert p.detectors["alpha"].roles == (Role.USER, Role.TOOL)
     assert p.detectors["alpha"].config == {"limit": 5}
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import importlib
 import re
 import time
+from collections.abc import Iterator
 from importlib import resources
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -25,9 +26,56 @@ LIMIT_S = 1.0
 SLOW_S = 0.03
 MAX_GROWTH = 30.0
 UNITS = [
-    "a", "a ", "1", "1 ", "9-", "%41", "A0+/", "-", ".", "@", "a@", "a.", "<", "&#", "&#x4", "\\x41", "0x", "aA0",
-    "http://", "![", "](", "\t", "\n", " \n", "=", "ab=", "_", "a_", "/", "a/", "{", "\"", "'", "\\", ":", "a:", "0", "00 ",
-    "-----", "key=", "sk-", "xn--", "<a2as:", "ignore ", "previous ", "\u200b", "\u0430", "$", "$a", "4111 ",
+    "a",
+    "a ",
+    "1",
+    "1 ",
+    "9-",
+    "%41",
+    "A0+/",
+    "-",
+    ".",
+    "@",
+    "a@",
+    "a.",
+    "<",
+    "&#",
+    "&#x4",
+    "\\x41",
+    "0x",
+    "aA0",
+    "http://",
+    "![",
+    "](",
+    "\t",
+    "\n",
+    " \n",
+    "=",
+    "ab=",
+    "_",
+    "a_",
+    "/",
+    "a/",
+    "{",
+    '"',
+    "'",
+    "\\",
+    ":",
+    "a:",
+    "0",
+    "00 ",
+    "-----",
+    "key=",
+    "sk-",
+    "xn--",
+    "<a2as:",
+    "ignore ",
+    "previous ",
+    "\u200b",
+    "\u0430",
+    "$",
+    "$a",
+    "4111 ",
 ]
 
 

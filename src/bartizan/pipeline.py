@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from bartizan.detectors.base import DeadlineExceeded, ScanContext, SkipDetector
 from bartizan.detectors.registry import BoundDetector, Registry, default_registry
@@ -18,7 +18,7 @@ from bartizan.policy.loader import load_policy
 from bartizan.policy.schema import Action, DetectorPolicy, FailMode, Policy
 from bartizan.redaction import redact
 from bartizan.text.views import TextViews, ViewLimits
-from bartizan.types import DetectorReport, Finding, Message, Role, ScanResult, Status, Verdict
+from bartizan.types import DetectorReport, Finding, Message, Role, ScanResult, Span, Status, Verdict
 
 _FAIL_VERDICT = {FailMode.CLOSED: Verdict.BLOCK, FailMode.FLAG: Verdict.FLAG, FailMode.OPEN: Verdict.ALLOW}
 
@@ -87,7 +87,7 @@ class Firewall:
         scores: dict[str, float] = {}
         verdicts: list[Verdict] = []
         reasons: list[str] = []
-        redactions = []
+        redactions: list[tuple[Span, str]] = []
         seen: set[tuple[object, ...]] = set()
         stop_reason: str | None = None
 
@@ -109,7 +109,10 @@ class Firewall:
                 status, error = Status.ERROR, type(exc).__name__
             elapsed = time.perf_counter() - start
             if status is Status.OK and elapsed > step.budget_s:
-                status, error = Status.TIMEOUT, f"took {elapsed * 1000:.1f} ms, over its {step.budget_s * 1000:.0f} ms budget"
+                status, error = (
+                    Status.TIMEOUT,
+                    f"took {elapsed * 1000:.1f} ms, over its {step.budget_s * 1000:.0f} ms budget",
+                )
 
             failed = status in (Status.ERROR, Status.TIMEOUT)
             reports[name] = DetectorReport(status, elapsed * 1000.0, error, fail_mode_applied=failed)
@@ -172,10 +175,12 @@ class Firewall:
         budget = self.policy.total_budget_ms / 1000.0
         try:
             return await asyncio.wait_for(asyncio.to_thread(self.scan, message, role, canaries=canaries), budget)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             msg = message if isinstance(message, Message) else Message(role=Role(role), content=message)
             err = f"scan exceeded the total budget of {self.policy.total_budget_ms:.0f} ms"
-            reports = {n: DetectorReport(Status.TIMEOUT, budget * 1000, err, True) for n in self.detectors_for(msg.role)}
+            reports = {
+                n: DetectorReport(Status.TIMEOUT, budget * 1000, err, True) for n in self.detectors_for(msg.role)
+            }
             v = _FAIL_VERDICT[self.policy.fail_mode]
             return ScanResult(v, (), msg.content, reports, {}, budget * 1000, self.policy_hash, (err,))
 

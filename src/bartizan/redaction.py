@@ -6,7 +6,7 @@ apart; the values themselves never leave this function.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from bartizan.types import Span
 

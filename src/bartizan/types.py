@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 
 class Role(str, enum.Enum):
@@ -35,7 +36,7 @@ class Verdict(str, enum.Enum):
         return _SEVERITY[self]
 
     @staticmethod
-    def worst(verdicts: "list[Verdict] | tuple[Verdict, ...]") -> "Verdict":
+    def worst(verdicts: list[Verdict] | tuple[Verdict, ...]) -> Verdict:
         best = Verdict.ALLOW
         for v in verdicts:
             if _SEVERITY[v] > _SEVERITY[best]:

@@ -32,7 +32,7 @@ UPPER_DIGITS = string.ascii_uppercase + string.digits
 
 
 def rand(n: int, alphabet: str = B62, seed: int = 7) -> str:
-    rng = random.Random(f"{seed}:{n}:{alphabet}")  # noqa: S311 - fake tokens, reproducible on purpose
+    rng = random.Random(f"{seed}:{n}:{alphabet}")
     return "".join(rng.choice(alphabet) for _ in range(n))
 
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-
 import pytest
 
 from bartizan.text import fastre
@@ -38,7 +37,7 @@ def test_unfinished_pass_makes_everything_a_candidate() -> None:
     ps = fastre.PatternSet([("a", False), ("b", False)])
 
     class GaveUp:  # what RE2 returns when its DFA runs out of memory mid-text: no match at all
-        def Match(self, text: str) -> list[int]:  # noqa: N802 - RE2's method name
+        def Match(self, text: str) -> list[int]:
             return []
 
     ps._set = GaveUp()

@@ -9,7 +9,7 @@ from bartizan.cli.exitcodes import OK
 from bartizan.detectors.registry import default_registry
 
 
-def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("detectors", help="list the registered detectors")
     p.add_argument("--json", action="store_true", help="machine-readable catalogue with config schemas")
     p.set_defaults(run=run)

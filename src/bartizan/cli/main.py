@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from bartizan import __version__
 from bartizan.cli import detectors_cmd, policy_cmd, scan_cmd

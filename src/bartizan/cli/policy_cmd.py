@@ -10,7 +10,7 @@ from bartizan.policy.loader import PolicyError, load_policy
 from bartizan.types import Role
 
 
-def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("policy", help="work with policy files")
     psub = p.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
     check = psub.add_parser("check", help="validate a policy file (default: the built-in policy)")

@@ -17,7 +17,7 @@ from bartizan.types import Role, ScanResult, Verdict
 MAX_SINGLE_INPUT_BYTES = 64 * 1024 * 1024
 
 
-def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "scan",
         help="scan text, a file, stdin or a JSONL batch",
@@ -98,7 +98,6 @@ def _read_stream(stream: BinaryIO, name: str) -> tuple[str | None, str | None]:
         return None, f"{name}: invalid UTF-8 at byte {exc.start} (line {line})"
 
 
-
 def _print_human(result: ScanResult, out: TextIO) -> None:
     out.write(f"{result.verdict.value.upper()}  ({result.latency_ms:.2f} ms, policy {result.policy_hash[:12]})\n")
     for f in result.findings:
@@ -115,13 +114,13 @@ def _print_human(result: ScanResult, out: TextIO) -> None:
 def _run_batch(firewall: Firewall, args: argparse.Namespace) -> int:
     role = Role(args.role)
     try:
-        infile = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")  # noqa: SIM115
+        infile = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")
     except OSError as exc:
         print(f"bartizan scan: {args.input}: {exc.strerror}", file=sys.stderr)
         return INPUT_ERROR
     out: TextIO
     try:
-        out = sys.stdout if not args.output or args.output == "-" else open(args.output, "w", encoding="utf-8")  # noqa: SIM115
+        out = sys.stdout if not args.output or args.output == "-" else open(args.output, "w", encoding="utf-8")
     except OSError as exc:
         print(f"bartizan scan: {args.output}: {exc.strerror}", file=sys.stderr)
         return INPUT_ERROR

@@ -6,11 +6,13 @@ when `bartizan` itself is imported); tests and plug-ins can build their own. A d
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -46,7 +48,7 @@ class DetectorSpec:
     version: str = "1"
     source: str = field(default="")
 
-    def build(self, config: Mapping[str, Any] | DetectorConfig | None = None) -> "BoundDetector":
+    def build(self, config: Mapping[str, Any] | DetectorConfig | None = None) -> BoundDetector:
         if isinstance(config, DetectorConfig):
             cfg = config
         else:
@@ -86,7 +88,7 @@ class BoundDetector:
 class _FunctionDetector:
     """Adapter that lets a plain function `fn(ctx, config) -> Iterable[Finding]` act as a detector."""
 
-    __slots__ = ("fn", "config")
+    __slots__ = ("config", "fn")
 
     def __init__(self, fn: Callable[[ScanContext, Any], Iterable[Finding]], config: DetectorConfig) -> None:
         self.fn = fn
@@ -121,7 +123,7 @@ class Registry:
             if inspect.isclass(obj):
                 factory: Callable[[Any], Any] = obj
             elif callable(obj):
-                factory = lambda cfg, _fn=obj: _FunctionDetector(_fn, cfg)  # noqa: E731
+                factory = functools.partial(_FunctionDetector, obj)
             else:
                 raise TypeError("a detector is a class or a function")
             doc = description or (inspect.getdoc(obj) or "").split("\n")[0]

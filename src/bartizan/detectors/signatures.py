@@ -13,10 +13,10 @@ wheel) every rule runs with Python's `re`, slower but with the same results.
 
 from __future__ import annotations
 
-import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Iterable, Sequence, cast
+from typing import Any, cast
 
 from pydantic import Field, field_validator
 

@@ -210,10 +210,10 @@ class Urls:
                     self._add(out, signal, m.start(), m.start() + len(link))
         if has_data:
             pos = 0
-            while (m := _DATA_URI.search(text, pos)) is not None:
-                body = _DATA_BODY.match(text, m.end())
-                end = body.end() if body else m.end()
-                self._add(out, data_signal(m.group(1) or "", m.group(2), end - m.end()), m.start(), end)
+            while (uri := _DATA_URI.search(text, pos)) is not None:
+                body = _DATA_BODY.match(text, uri.end())
+                end = body.end() if body else uri.end()
+                self._add(out, data_signal(uri.group(1) or "", uri.group(2), end - uri.end()), uri.start(), end)
                 pos = end  # the next URI starts after this one's payload (keeps the scan linear)
         return list(out.values())
 

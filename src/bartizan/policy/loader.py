@@ -36,7 +36,11 @@ def load_policy_text(text: str, source: str = "<policy>", registry: Registry | N
         except ValidationError as exc:
             issues.extend(doc.issues_from(exc, ("detectors", name, "config")))
         for cat in sorted(set(det.categories) - set(spec.categories)) if spec.categories else ():
-            issues.append(doc.issue(("detectors", name, "categories", cat), f"unknown category (known: {', '.join(spec.categories)})"))
+            issues.append(
+                doc.issue(
+                    ("detectors", name, "categories", cat), f"unknown category (known: {', '.join(spec.categories)})"
+                )
+            )
     if issues:
         raise PolicyError(issues)
     return policy

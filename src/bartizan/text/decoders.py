@@ -16,7 +16,8 @@ import base64
 import binascii
 import html
 import re
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from bartizan.text import fastre
 from bartizan.text.spanmap import SpanMap

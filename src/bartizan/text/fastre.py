@@ -22,7 +22,7 @@ HAS_RE2 = _re2 is not None
 ERRORS: tuple[type[Exception], ...] = (re.error, _re2.error) if _re2 is not None else (re.error,)
 
 
-def compile(pattern: str, *, ignore_case: bool = False, engine: str = "auto") -> Any:  # noqa: A001
+def compile(pattern: str, *, ignore_case: bool = False, engine: str = "auto") -> Any:
     """Compile with RE2 when possible (engine 'auto' or 're2'), else with `re` ('auto' or 're')."""
     if engine not in ("auto", "re2", "re"):
         raise ValueError(f"unknown regex engine {engine!r}")
@@ -66,7 +66,7 @@ class PatternSet:
         self._set.Add("")  # the sentinel
         self._set.Compile()
 
-    def candidates(self, text: str) -> "range | list[int]":
+    def candidates(self, text: str) -> range | list[int]:
         """Indices of the patterns that match `text` (all of them when the pass could not finish)."""
         if self._set is None:
             return range(self.size)

@@ -16,7 +16,7 @@ from bisect import bisect_right
 class SpanMap:
     """Maps half-open view ranges to half-open parent ranges."""
 
-    __slots__ = ("_v", "_vlen", "_p", "_plen", "view_len", "parent_len")
+    __slots__ = ("_p", "_plen", "_v", "_vlen", "parent_len", "view_len")
 
     def __init__(self) -> None:
         self._v = array("q")
@@ -27,7 +27,7 @@ class SpanMap:
         self.parent_len = 0
 
     @classmethod
-    def identity(cls, length: int) -> "SpanMap":
+    def identity(cls, length: int) -> SpanMap:
         m = cls()
         m.add(length, length)
         return m
@@ -97,7 +97,7 @@ class SpanMap:
 class ReversedMap:
     """Map for a view that is its parent read backwards."""
 
-    __slots__ = ("view_len", "parent_len")
+    __slots__ = ("parent_len", "view_len")
 
     def __init__(self, length: int) -> None:
         self.view_len = length
@@ -112,7 +112,7 @@ class ReversedMap:
 class SliceMap:
     """Map for a view made of one slice [offset, offset+length) of its parent."""
 
-    __slots__ = ("offset", "view_len", "parent_len", "_inner")
+    __slots__ = ("_inner", "offset", "parent_len", "view_len")
 
     def __init__(self, offset: int, inner: SpanMap | None, view_len: int) -> None:
         self.offset = offset

@@ -16,8 +16,9 @@ the base64 run in what the user actually sent.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator, Protocol
+from typing import Any, Protocol
 
 from bartizan.text import fastre
 from bartizan.text.decoders import DECODERS, substitute
@@ -36,7 +37,7 @@ class View:
 
     name: str
     text: str
-    parent: "View | None" = None
+    parent: View | None = None
     map: _Map | None = None
     depth: int = 0
 
@@ -72,6 +73,8 @@ def _translate(text: str, table: dict[int, int], byte_table: bytes) -> str:
     if text.isascii():
         return text.encode("ascii").translate(byte_table).decode("ascii")
     return text.translate(table)
+
+
 _SEPARATORS = re.compile(r"[ ._*|/\-]+")
 
 
@@ -207,7 +210,9 @@ class TextViews:
                         self.truncated = True
                         continue
                     budget -= len(text)
-                    prefix = "" if parent.depth == 0 and parent.name in ("original", "normalized") else parent.name + ">"
+                    prefix = (
+                        "" if parent.depth == 0 and parent.name in ("original", "normalized") else parent.name + ">"
+                    )
                     view = View(prefix + name, text, parent, smap, depth)
                     if not text.isascii():
                         ftext, fmap, _ = fold(text)
