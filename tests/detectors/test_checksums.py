@@ -238,4 +238,4 @@ def test_module_patterns_are_linear_on_adversarial_input(unit: str) -> None:
             t0 = time.perf_counter()
             for _ in pattern.finditer(text):
                 pass
-            assert time.perf_counter() - t0 < 0.25, name
+            assert time.perf_counter() - t0 < 1.0, name

@@ -257,18 +257,6 @@ def test_default_policy_verdicts() -> None:
     assert fw.scan(Message(Role.ASSISTANT, ok)).verdict is Verdict.ALLOW
 
 
-def test_cheap_on_plain_text() -> None:
-    text = ("Plain prose with a link to https://docs.python.org/3/library/re.html and no tricks at all. " * 12)[:1000]
-    detector = default_registry.get("urls").build({})
-    ctx = ScanContext(Message(role=Role.USER, content=text), TextViews(text))
-    detector.scan(ctx)
-    n = 1000
-    t0 = time.perf_counter()
-    for _ in range(n):
-        detector.scan(ctx)
-    assert (time.perf_counter() - t0) / n < 200e-6
-
-
 @pytest.mark.parametrize("unit", ["data:text/html,", "https://", "![a](https://e.example/p?q=", "https://xn--a.com "])
 def test_linear_on_adversarial_input(unit: str) -> None:
     text = (unit * (100_000 // len(unit) + 1))[:100_000]
