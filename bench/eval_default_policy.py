@@ -60,7 +60,11 @@ def attack_sets() -> Iterator[tuple[str, Role, Iterator[str]]]:
         cases = json.loads(path.read_text(encoding="utf-8"))
         texts = [c["user_input"] for c in cases if isinstance(c, dict) and "user_input" in c]
         yield f"cyberseceval/{path.name} (user_input)", Role.USER, iter(texts)
-    yield "giskard prompt_injections", Role.USER, csv_rows(DATA / "giskard_prompt_injections" / "prompt_injections.csv", "prompt")
+    yield (
+        "giskard prompt_injections",
+        Role.USER,
+        csv_rows(DATA / "giskard_prompt_injections" / "prompt_injections.csv", "prompt"),
+    )
 
 
 def evaluate(fw: Firewall, role: Role, texts: Iterator[str]) -> dict[str, float]:
