@@ -56,7 +56,8 @@ def test_obfuscated_injection_blocks_and_points_at_original(text: str, expected:
 
 def test_benign_question_is_allowed() -> None:
     code, out = scan_json("How do I ignore warnings in pandas?")
-    assert code == 0 and out["verdict"] == "allow" and out["findings"] == []
+    assert code == 0 and out["verdict"] == "allow"
+    assert [f for f in out["findings"] if f["score"] >= 0.5] == []  # learned detectors report low scores too
     assert set(out["scores"]) >= {"signatures", "secrets", "pii"}
 
 

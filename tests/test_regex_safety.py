@@ -2,8 +2,8 @@
 
 Patterns come from every rule data file (compiled here with Python's backtracking `re`, the worst case
 even where the detector itself uses RE2) and from every compiled pattern held by the detector and text
-modules. On each 100 KB adversarial input a pattern must finish within a second, and when it takes more than
-a few milliseconds its time must grow linearly: ten times the input may cost at most 30 times the time
+modules. On each 100 KB adversarial input a pattern must finish within two seconds, and when it takes more than
+a third of a second its time must grow linearly: ten times the input may cost at most 30 times the time
 (catastrophic backtracking grows quadratically or worse; a pattern with many matches only linearly).
 """
 
@@ -22,8 +22,8 @@ import yaml
 from bartizan.detectors.registry import BUILTIN_MODULES
 
 SIZE = 100_000
-LIMIT_S = 1.0
-SLOW_S = 0.03
+LIMIT_S = 2.0
+SLOW_S = 0.05
 MAX_GROWTH = 30.0
 UNITS = [
     "a",
@@ -142,6 +142,6 @@ def test_no_pattern_is_slow_on_adversarial_input(unit: str) -> None:
             if big_s < SLOW_S:
                 continue
             small_s = max(_scan_time(pattern, small), 1e-4)
-            if big_s > LIMIT_S or (big_s > 0.1 and big_s / small_s > MAX_GROWTH):
+            if big_s > LIMIT_S or (big_s > 0.3 and big_s / small_s > MAX_GROWTH):
                 slow.append(f"{name}: {big_s:.3f}s on 100 KB, {small_s:.4f}s on 10 KB")
     assert not slow, f"slow on {unit!r}: {slow}"

@@ -28,6 +28,10 @@ BUILTIN_MODULES = (
     "bartizan.detectors.insecure_code",
     "bartizan.detectors.urls",
     "bartizan.detectors.size",
+    "bartizan.detectors.injection",
+    "bartizan.detectors.jailbreak",
+    "bartizan.detectors.harmful_intent",
+    "bartizan.detectors.known_attacks",
 )
 
 

@@ -1,0 +1,446 @@
+"""Shared machinery of the learned detectors (injection, jailbreak, harmful_intent).
+
+One scan of one message, for every learned detector together:
+
+1. **Views.** The de-obfuscated views feed the models: the normalized text always; the letter-spaced,
+   Unicode-tag and decoded (base64/hex/url/html) views whenever the message has them; the leet, ROT13 and
+   reversed transforms only when the normalized text does not read as English and they do (every text
+   has a ROT13 and a reversed view; scoring gibberish costs time and buys false positives).
+2. **Segments.** Each scored view is cut into character chunks with overlap (default 1,000 with 200), so
+   that cost is linear in length and a short attack is not diluted by a long document. A chunk of a
+   derived view that reads exactly as its source text (most of a long document with one decoded entity)
+   is skipped: the source's own chunks cover it. For tool and retrieved content (configurable) every
+   sentence of the normalized text is also scored on its own, when a sentence threshold exists (below):
+   one instruction inside a long benign e-mail.
+3. **Features, once.** Segment features (`bartizan.train.features`, the recipe the heads were trained on)
+   are computed in batches and cached on the message's `TextViews`, so the three detectors embed the text
+   once between them; a deadline check runs between batches.
+4. **Head.** A calibrated linear head (`bartizan.models.heads.LinearHead`) turns features into probabilities;
+   the best segment wins and the finding names its view and its span in the original text.
+
+Scores. The heads output calibrated probabilities, and each head ships the probability threshold chosen
+for its stated false-positive rate on benign prompts. The pipeline compares `Finding.score` with the
+policy threshold (0.5 unless the policy says otherwise), so by default (`score_scale: operating`) the
+probability p is mapped monotonically so that the shipped threshold t lands on 0.5:
+``s = 0.5 * p / t`` below t and ``0.5 + 0.5 * (p - t) / (1 - t)`` above. A policy threshold of 0.5 therefore
+means "the shipped operating point", rankings (AUC, recall at any FPR) are unchanged, and the calibrated
+probability and the threshold are both stated in the finding's evidence. `score_scale: probability` emits
+the calibrated probability itself; the policy threshold must then be the head's threshold.
+
+Single sentences are another surface than whole texts: with the whole-text threshold, scoring the
+sentences of benign documents raised their false-positive rate from 0.5% to 6% (injection head, tool
+role). So sentences need their own threshold, chosen on benign documents for the stated FPR: the config's
+`sentence_threshold`, or the head's ``metadata.sentence_threshold`` when the trainer ships one; without
+either, sentences are not scored. Segments of both kinds are compared on the operating scale.
+
+Models load lazily, once per process, from directories whose manifests are verified (sha256 of every
+artifact); a missing or tampered artifact raises, so the detector reports ERROR and the pipeline fails
+closed. Raw text is never logged or put into evidence.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from bartizan import taxonomy as tx
+from bartizan.detectors.base import DetectorConfig, ScanContext
+from bartizan.text.views import TextViews, View
+from bartizan.types import Finding, Role
+
+ALL_VIEWS = ("normalized", "compact", "tags", "leet", "rot13", "reversed", "decoded")
+_GATED = frozenset({"leet", "rot13", "reversed"})  # scored only when they read more like language
+INDIRECT_ROLES = frozenset({Role.TOOL, Role.RETRIEVED})
+
+
+class LearnedConfig(DetectorConfig):
+    """Configuration shared by the learned detectors."""
+
+    head_dir: str | None = Field(default=None, description="directory of the head and its manifest; None: bundled")
+    head_name: str | None = Field(default=None, description="head file stem; None: the detector's name")
+    embedder_dir: str | None = Field(default=None, description="static embedding model directory; None: bundled")
+    threshold: float | None = Field(
+        default=None, gt=0.0, lt=1.0, description="probability threshold replacing the head's shipped one"
+    )
+    sentence_threshold: float | None = Field(
+        default=None,
+        gt=0.0,
+        lt=1.0,
+        description="probability threshold for single-sentence segments; None: the head's metadata "
+        "'sentence_threshold' when it ships one, else sentences are not scored",
+    )
+    score_scale: Literal["operating", "probability"] = Field(
+        default="operating", description="operating: the threshold maps to 0.5; probability: calibrated p"
+    )
+    views: tuple[Literal[ALL_VIEWS], ...] = Field(default=ALL_VIEWS, min_length=1)  # type: ignore[valid-type]
+    chunk_chars: int = Field(default=1000, ge=64, le=4000, description="at most the recipe's MAX_CHARS")
+    chunk_overlap: int = Field(default=200, ge=0)
+    sentence_roles: tuple[Role, ...] = Field(
+        default=(Role.TOOL, Role.RETRIEVED), description="roles whose normalized text is also scored per sentence"
+    )
+    min_sentence_words: int = Field(default=4, ge=1, description="shorter sentences join the next one")
+    max_segments: int = Field(default=4000, ge=1, description="more segments than this is an error (fail closed)")
+    min_score: float = Field(default=0.05, ge=0.0, le=1.0, description="no finding below this score")
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> LearnedConfig:
+        if self.chunk_overlap >= self.chunk_chars:
+            raise ValueError("chunk_overlap must be smaller than chunk_chars")
+        return self
+
+
+# --- models: loaded lazily, once per process -------------------------------------------------------------
+Featurizer = Callable[[Sequence[str]], np.ndarray]
+
+
+@functools.lru_cache(maxsize=8)
+def load_featurizer(embedder_dir: str | None) -> tuple[str, Featurizer]:
+    """(cache key, batch feature function) for an embedding model; the recipe the heads were trained on."""
+    from bartizan.models.embedder import load_embedder
+    from bartizan.train.features import features_batch  # numpy only; the recipe the heads were trained on
+
+    embedder = _Dedup(load_embedder(embedder_dir))
+    return f"emb:{embedder_dir or 'bundled'}", functools.partial(features_batch, embedder)
+
+
+class _Dedup:
+    """An embedder that encodes each distinct text once per call: the recipe embeds every text and its
+    request-bearing sentences, which for a one-sentence segment are the same text (half the tokenizing)."""
+
+    def __init__(self, embedder: Any) -> None:
+        self._embedder = embedder
+        self.dim: int = embedder.dim
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        index: dict[str, int] = {}
+        rows = [index.setdefault(t, len(index)) for t in texts]
+        if len(index) == len(rows):
+            return np.asarray(self._embedder.encode(list(texts)))
+        return np.asarray(self._embedder.encode(list(index)))[rows]
+
+
+def bundled_heads_dir() -> Path:
+    from importlib import resources
+
+    return Path(str(resources.files("bartizan.models").joinpath("bundled", "heads")))
+
+
+@functools.lru_cache(maxsize=32)
+def load_head(head_dir: str | None, name: str) -> Any:
+    """A `LinearHead`, verified against its folder's manifest, whose feature layout is the recipe's."""
+    from bartizan.models.heads import LinearHead
+    from bartizan.models.manifest import IntegrityError
+    from bartizan.train.features import FEATURE_VERSION
+
+    head = LinearHead.load(Path(head_dir) if head_dir else bundled_heads_dir(), name)
+    version = head.metadata.get("feature_version", FEATURE_VERSION)
+    if version != FEATURE_VERSION:
+        raise IntegrityError(f"head {name!r} was trained on features {version!r}, not {FEATURE_VERSION!r}")
+    return head
+
+
+# --- segments ---------------------------------------------------------------------------------------------
+def chunk_spans(text: str, size: int, overlap: int) -> list[tuple[int, int]]:
+    """Windows of at most `size` characters overlapping by `overlap`, edges moved to whitespace when near."""
+    n = len(text)
+    if n == 0:
+        return []
+    if n <= size:
+        return [(0, n)]
+    step = size - overlap
+    slack = min(64, overlap // 2, step // 4)
+    out: list[tuple[int, int]] = []
+    start = 0
+    while True:
+        end = min(start + size, n)
+        if end < n and slack:
+            cut = text.rfind(" ", end - slack, end)
+            end = cut if cut > start else end
+        out.append((start, end))
+        if end >= n:
+            return out
+        nxt = max(end - overlap, start + 1)
+        if slack:
+            sp = text.find(" ", nxt, nxt + slack)
+            nxt = sp + 1 if sp != -1 and sp + 1 < end else nxt
+        start = nxt
+
+
+_SENTENCE_END = re.compile(r"[.!?。！？]+[\"')\]]*(?=\s)|\n\s*")
+_WORD = re.compile(r"\w+")
+
+
+def sentence_spans(text: str, min_words: int = 4, max_chars: int = 1000) -> list[tuple[int, int]]:
+    """Sentence ranges of `text` (whitespace trimmed; short ones joined to the next; long ones cut)."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    pending: int | None = None
+    cuts = [m.end() for m in _SENTENCE_END.finditer(text)]
+    cuts.append(len(text))
+    for cut in cuts:
+        a, b = start, cut
+        start = cut
+        while a < b and text[a].isspace():
+            a += 1
+        while b > a and text[b - 1].isspace():
+            b -= 1
+        if a == b:
+            continue
+        first = a if pending is None else pending
+        if len(_WORD.findall(text, first, b)) < min_words and cut != len(text):
+            pending = first
+            continue
+        pending = None
+        for x, y in chunk_spans(text[first:b], max_chars, max_chars // 5):
+            spans.append((first + x, first + y))
+    if pending is not None and spans == []:
+        spans.append((pending, len(text.rstrip())))
+    return spans
+
+
+_COMMON = frozenset(
+    "the be to of and a in that have i it for not on with he as you do at this but his by from they we say her "
+    "she or an will my one all would there their what so up out if about who get which go me when make can "
+    "like time no just him know take people into year your good some could them see other than then now look "
+    "only come its over think also back after use two how our work first well way even new want because any "
+    "these give day most us is are was were how tell write please step steps explain".split()
+)
+
+
+def languageness(text: str, sample: int = 1000) -> float:
+    """Share of the words in (a sample of) `text` that are common English words: 0 for gibberish."""
+    words = _WORD.findall(text[:sample].lower())
+    if not words:
+        return 0.0
+    return len(_COMMON.intersection(words)) / len(set(words))
+
+
+_PLAIN_ENOUGH = 0.3  # a normalized text this language-like is not scored again as leet, ROT13 or reversed
+
+
+def select_views(views: TextViews, wanted: Sequence[str]) -> list[View]:
+    """The views to score, normalized first; leet/rot13/reversed only when they read better than normalized.
+
+    Cached on the message, so the learned detectors decide (and build the views) once between them.
+    """
+    cache = _message_cache(views)
+    key = ("views", *wanted)
+    hit = cache.get(key)
+    if hit is not None:
+        return list(hit)
+    base = views.normalized
+    out: list[View] = [base]
+    base_lang: float | None = None
+    for name in wanted:
+        if name == "normalized":
+            continue
+        if name == "decoded":
+            out.extend(v for v in views.decoded() if v.text.strip())
+            continue
+        if name in _GATED:
+            if base_lang is None:
+                base_lang = languageness(base.text)
+            if base_lang >= _PLAIN_ENOUGH:
+                continue
+        view = getattr(views, name)
+        if view is None or view is base or not view.text.strip():
+            continue
+        if name in _GATED and languageness(view.text) < (base_lang or 0.0) + 0.15:
+            continue
+        out.append(view)
+    cache[key] = tuple(out)
+    return out
+
+
+def unchanged(view: View, start: int, end: int) -> bool:
+    """Whether a chunk of a derived view reads exactly as the text it came from (one decoded entity in a
+    long document leaves most chunks of the decoded view identical to the parent's: those are skipped)."""
+    if view.parent is None or view.map is None:
+        return False
+    a, b = view.map.to_parent(start, end)
+    return view.parent.text[a:b] == view.text[start:end]
+
+
+# --- features shared by the detectors of one message ------------------------------------------------------
+_MESSAGE_CACHE: weakref.WeakKeyDictionary[TextViews, dict[tuple[Any, ...], Any]] = weakref.WeakKeyDictionary()
+_CACHE_LOCK = threading.Lock()
+
+
+def _message_cache(views: TextViews) -> dict[tuple[Any, ...], Any]:
+    """Per-message scratch space shared by the learned detectors; it goes away with the message's views."""
+    with _CACHE_LOCK:
+        return _MESSAGE_CACHE.setdefault(views, {})
+
+
+def segment_features(
+    views: TextViews,
+    key: str,
+    featurize: Featurizer,
+    segments: Sequence[tuple[View, int, int]],
+    check: Callable[[], None] | None = None,
+    batch: int = 64,
+) -> np.ndarray:
+    """Feature rows of `segments` (view, start, end); rows already computed for this message are reused.
+
+    Encoded in batches of `batch` segments with `check` (the deadline) called before each, so a long
+    document that runs out of time stops within one batch instead of after the whole text."""
+    cache = _message_cache(views)
+    keys = [(key, view.name, a, b) for view, a, b in segments]
+    missing = [i for i, k in enumerate(keys) if k not in cache]
+    for lo in range(0, len(missing), batch):
+        if check is not None:
+            check()
+        part = missing[lo : lo + batch]
+        rows = featurize([segments[i][0].text[segments[i][1] : segments[i][2]] for i in part])
+        for i, row in zip(part, rows, strict=True):
+            cache[keys[i]] = row
+    if not keys:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.stack([cache[k] for k in keys])
+
+
+# --- the detector ---------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """The best-scoring segment of one message for one detector."""
+
+    probability: float  # calibrated probability of the head
+    score: float  # what the finding carries (see the module docstring)
+    threshold: float  # probability threshold in force
+    view: View
+    start: int  # in the view
+    end: int
+    segments: int  # how many segments were scored
+    sentence: bool  # whether the best segment was a single sentence
+
+
+def operating_score(p: float, t: float) -> float:
+    """Monotone map of probability p so that threshold t lands on 0.5."""
+    if t >= 1.0:
+        return 0.5 * p
+    if t <= 0.0:
+        return 0.5 + 0.5 * p
+    if p < t:
+        return max(0.0, 0.5 * p / t)
+    return min(1.0, 0.5 + 0.5 * (p - t) / (1.0 - t))
+
+
+def from_operating(s: float, t: float) -> float:
+    """Inverse of `operating_score`: the probability on the whole-text scale whose operating score is s."""
+    if s < 0.5:
+        return min(1.0, max(0.0, 2.0 * s * t))
+    return min(1.0, max(0.0, t + (2.0 * s - 1.0) * (1.0 - t)))
+
+
+class LearnedDetector:
+    """Base class: subclasses set NAME, CATEGORY and framework ids and are registered with `@detector`."""
+
+    NAME: ClassVar[str]
+    CATEGORY: ClassVar[str]
+    DESCRIPTION: ClassVar[str] = ""
+    ATLAS: ClassVar[tuple[str, ...]] = ()
+    OWASP: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: LearnedConfig) -> None:
+        self.config = config
+
+    def _head(self) -> Any:
+        return load_head(self.config.head_dir, self.config.head_name or self.NAME)
+
+    def sentence_threshold(self, head: Any) -> float | None:
+        """The threshold for single-sentence segments, or None when there is none (sentences not scored)."""
+        if self.config.sentence_threshold is not None:
+            return self.config.sentence_threshold
+        shipped = head.metadata.get("sentence_threshold")
+        return None if shipped is None else float(shipped)
+
+    def segments(self, ctx: ScanContext, sentences: bool = True) -> list[tuple[View, int, int, bool]]:
+        """(view, start, end, is_sentence) for every segment this detector scores on this message."""
+        cfg = self.config
+        out: list[tuple[View, int, int, bool]] = []
+        base = ctx.views.normalized
+        for view in select_views(ctx.views, cfg.views):
+            for a, b in chunk_spans(view.text, cfg.chunk_chars, cfg.chunk_overlap):
+                if view is base or not unchanged(view, a, b):
+                    out.append((view, a, b, False))
+        if sentences and ctx.message.role in cfg.sentence_roles:
+            sents = sentence_spans(base.text, cfg.min_sentence_words, cfg.chunk_chars)
+            if len(sents) > 1:
+                out.extend((base, a, b, True) for a, b in sents)
+        if len(out) > cfg.max_segments:
+            raise ValueError(f"{len(out)} segments to score, over max_segments={cfg.max_segments}")
+        return out
+
+    def assess(self, ctx: ScanContext) -> Assessment | None:
+        """Score every segment; the best one, or None for an empty message. Raises if the model is unusable."""
+        head = self._head()
+        key, featurize = load_featurizer(self.config.embedder_dir)
+        ts = self.sentence_threshold(head)
+        segs = self.segments(ctx, sentences=ts is not None)
+        if not segs:
+            return None
+        x = segment_features(ctx.views, key, featurize, [(v, a, b) for v, a, b, _ in segs], ctx.check_deadline)
+        ctx.check_deadline()
+        probs = np.asarray(head.score(x), dtype=np.float64).reshape(-1)
+        if probs.shape[0] != len(segs) or not np.all(np.isfinite(probs)):
+            raise ValueError(f"head {self.NAME!r} returned unusable scores")
+        np.clip(probs, 0.0, 1.0, out=probs)
+        t = float(self.config.threshold if self.config.threshold is not None else head.threshold)
+        # Sentences are a different surface from whole texts: each kind is put on the operating scale with
+        # its own threshold, and the best segment is the one furthest along that common scale.
+        ops = np.fromiter(
+            (operating_score(float(q), ts if seg[3] and ts else t) for q, seg in zip(probs, segs, strict=True)),
+            dtype=np.float64,
+            count=len(segs),
+        )
+        i = int(np.argmax(ops))
+        view, a, b, sentence = segs[i]
+        p, used = float(probs[i]), (ts if sentence and ts else t)
+        score = float(ops[i]) if self.config.score_scale == "operating" else from_operating(float(ops[i]), t)
+        return Assessment(p, score, used, view, a, b, len(segs), sentence)
+
+    def framework_ids(self, ctx: ScanContext, view: View) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        atlas = list(self.ATLAS)
+        if view.derived and view.name != "normalized" and tx.PROMPT_OBFUSCATION not in atlas:
+            atlas.append(tx.PROMPT_OBFUSCATION)
+        return tuple(atlas), self.OWASP
+
+    def scan(self, ctx: ScanContext) -> Iterable[Finding]:
+        found = self.assess(ctx)
+        if found is None or found.score < self.config.min_score:
+            return []
+        head = self._head()
+        fpr = getattr(head, "target_fpr", None)
+        at = (
+            f" (shipped for {fpr:.1%} FPR on benign prompts)"
+            if fpr is not None and self.config.threshold is None and not found.sentence
+            else ""
+        )
+        where = "sentence" if found.sentence else "chunk"
+        evidence = (
+            f"{self.NAME} model: calibrated p={found.probability:.3f}, threshold {found.threshold:.3f}{at}; "
+            f"best {where} of {found.segments}, {found.end - found.start} characters of the {found.view.name} view"
+        )
+        atlas, owasp = self.framework_ids(ctx, found.view)
+        return [
+            Finding(
+                detector=self.NAME,
+                category=self.CATEGORY,
+                score=found.score,
+                spans=(found.view.span(found.start, found.end),),
+                evidence=evidence,
+                rule_id=f"{self.NAME}.model",
+                view=found.view.name,
+                atlas=atlas,
+                owasp=owasp,
+            )
+        ]

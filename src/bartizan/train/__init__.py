@@ -1,0 +1,4 @@
+"""Build-time code that rebuilds the bundled models from ../shared/datasets (needs the ``train`` extra).
+
+Nothing in this package is imported by the runtime.
+"""

@@ -1,0 +1,157 @@
+"""Fit one linear head, calibrate it (Platt), pick its threshold for a stated FPR, and measure it.
+
+The head is a logistic regression over `bartizan.train.features` vectors (class-balanced, fixed seed).
+Calibration and threshold use only the calibration split; every reported number uses only the test split,
+whose seeds (and whose benign sources, partly) the training never saw.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from bartizan.models.heads import fit_platt, threshold_for_fpr
+
+FPR_POINTS = (0.001, 0.01, 0.05)
+
+
+@dataclass(frozen=True)
+class FittedHead:
+    """Raw parameters of a calibrated linear head: p = sigmoid(a * (w·x + bias) + b); flag iff p >= threshold."""
+
+    weights: np.ndarray
+    bias: float
+    platt_a: float
+    platt_b: float
+    threshold: float
+    target_fpr: float
+
+    def margin(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(X @ self.weights + self.bias, dtype=np.float64)
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        return sigmoid(self.platt_a * self.margin(X) + self.platt_b)
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    return np.asarray(0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, dtype=np.float64))))
+
+
+def fit_logreg(
+    X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None, C: float = 1.0, seed: int = 0
+) -> tuple[np.ndarray, float]:
+    """Class-balanced L2 logistic regression (scikit-learn, lbfgs; a build-time dependency only)."""
+    from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
+
+    clf = LogisticRegression(C=C, class_weight="balanced", max_iter=2000, random_state=seed)
+    clf.fit(X, y, sample_weight=sample_weight)
+    return clf.coef_[0].astype(np.float32), float(clf.intercept_[0])
+
+
+def auc(y: np.ndarray, s: np.ndarray) -> float:
+    """ROC AUC by ranks (ties averaged)."""
+    from scipy.stats import rankdata  # type: ignore[import-untyped]
+
+    y = np.asarray(y)
+    n_pos, n_neg = int((y == 1).sum()), int((y == 0).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    r = rankdata(s)
+    return float((r[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def recall_at_fpr(y: np.ndarray, s: np.ndarray, fpr: float) -> float:
+    tau = threshold_for_fpr(s[y == 0], fpr)
+    pos = s[y == 1]
+    return float((pos >= tau).mean()) if len(pos) else float("nan")
+
+
+def fit_head(
+    X_tr: np.ndarray,
+    y_tr: np.ndarray,
+    w_tr: np.ndarray | None,
+    X_cal: np.ndarray,
+    y_cal: np.ndarray,
+    thr_mask: np.ndarray,
+    target_fpr: float,
+    C: float = 1.0,
+    seed: int = 0,
+    X_cal_alt: np.ndarray | None = None,
+) -> FittedHead:
+    """Train on the train split; Platt + threshold on the calibration split (`thr_mask`: the calibration
+    rows that count as benign traffic for the FPR). With `X_cal_alt` (features of each row's ask
+    sentences) the threshold is chosen for the run-time rule score = max(score(text), score(ask))."""
+    w, b = fit_logreg(X_tr, y_tr, w_tr, C=C, seed=seed)
+    m_cal = np.asarray(X_cal @ w + b, dtype=np.float64)
+    a, c = fit_platt(m_cal, y_cal)
+    p_cal = sigmoid(a * m_cal + c)
+    if X_cal_alt is not None:
+        p_cal = np.maximum(p_cal, sigmoid(a * np.asarray(X_cal_alt @ w + b, dtype=np.float64) + c))
+    tau = threshold_for_fpr(p_cal[thr_mask], target_fpr)
+    return FittedHead(weights=w, bias=b, platt_a=a, platt_b=c, threshold=tau, target_fpr=target_fpr)
+
+
+def evaluate(
+    head: FittedHead,
+    X: np.ndarray,
+    y: np.ndarray,
+    sources: Sequence[str],
+    styles: Sequence[str],
+    benign_mask: np.ndarray,
+    X_alt: np.ndarray | None = None,
+) -> dict[str, object]:
+    """Test-split metrics of `head` on feature rows `X` (see `evaluate_scores`). `X_alt`: as in `fit_head`."""
+    p = head.score(X)
+    if X_alt is not None:
+        p = np.maximum(p, head.score(X_alt))
+    return evaluate_scores(p, head.threshold, y, sources, styles, benign_mask)
+
+
+def evaluate_scores(
+    p: np.ndarray,
+    threshold: float,
+    y: np.ndarray,
+    sources: Sequence[str],
+    styles: Sequence[str],
+    benign_mask: np.ndarray,
+) -> dict[str, object]:
+    """Metrics of probabilities `p`: AUC and recall at 0.1/1/5% FPR (against `benign_mask` negatives),
+    recall and FPR at `threshold`, FPR per benign source, recall per style and per attack source."""
+    p = np.asarray(p, dtype=np.float64)
+    y = np.asarray(y)
+    pos = y == 1
+    neg_eval = benign_mask & (y == 0)
+    ys = np.concatenate([np.ones(int(pos.sum())), np.zeros(int(neg_eval.sum()))])
+    ss = np.concatenate([p[pos], p[neg_eval]])
+    flagged = p >= threshold
+    out: dict[str, object] = {
+        "n_pos": int(pos.sum()),
+        "n_benign": int(neg_eval.sum()),
+        "auc": round(auc(ys, ss), 4),
+        **{f"recall_at_{f * 100:g}pct_fpr": round(recall_at_fpr(ys, ss, f), 4) for f in FPR_POINTS},
+        "threshold": round(threshold, 6),
+        "recall_at_threshold": round(float(flagged[pos].mean()), 4) if pos.any() else None,
+        "fpr_at_threshold": round(float(flagged[neg_eval].mean()), 4) if neg_eval.any() else None,
+    }
+    by_src: dict[str, list[int]] = defaultdict(list)
+    by_style: dict[str, list[int]] = defaultdict(list)
+    by_pos_src: dict[str, list[int]] = defaultdict(list)
+    for i in range(len(y)):
+        if y[i] == 1:
+            by_style[styles[i]].append(i)
+            by_pos_src[sources[i].split("+")[0]].append(i)
+        elif benign_mask[i]:
+            by_src[sources[i]].append(i)
+    out["fpr_per_source"] = {
+        k: {"n": len(v), "fpr": round(float(flagged[v].mean()), 4)} for k, v in sorted(by_src.items())
+    }
+    out["recall_per_style"] = {
+        k: {"n": len(v), "recall": round(float(flagged[v].mean()), 4)} for k, v in sorted(by_style.items())
+    }
+    out["recall_per_source"] = {
+        k: {"n": len(v), "recall": round(float(flagged[v].mean()), 4)} for k, v in sorted(by_pos_src.items())
+    }
+    return out
