@@ -1,7 +1,8 @@
 """Latency and throughput of the default rule pipeline on 1,000-character prompts, on one core.
 
 Side by side in one run:
-- bartizan, default policy, user role (every input detector, all de-obfuscation views);
+- bartizan, default policy, user role (every input detector, learned ones included, all views);
+- bartizan, rule detectors only (the default policy without the model-based detectors), user role;
 - bartizan, default policy, assistant role (output detectors);
 - baseline: Vigil's instruction-bypass regex (../shared/datasets/vigil_rules/regex/pattern.regex, Apache-2.0)
   run once on the raw text — the cheapest signature check a guard can do, with no de-obfuscation.
@@ -25,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+from bartizan.detectors.registry import default_registry
 from bartizan.pipeline import Firewall
 from bartizan.types import Role
 
@@ -100,10 +102,15 @@ def main() -> None:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
     prompts = load_prompts(args.n)
     fw = Firewall()
-    fw.warmup()
+    policy = fw.policy
+    models = {n for n in policy.detectors if default_registry.get(n).kind == "model"}
+    rules_only = Firewall(
+        policy.model_copy(update={"detectors": {n: d for n, d in policy.detectors.items() if n not in models}})
+    )
     baseline = vigil_baseline()
     rows = {
         "bartizan default policy, user role": measure(lambda p: fw.scan(p, Role.USER), prompts),
+        "bartizan rule detectors only, user role": measure(lambda p: rules_only.scan(p, Role.USER), prompts),
         "bartizan default policy, assistant role": measure(lambda p: fw.scan(p, Role.ASSISTANT), prompts),
         "baseline: Vigil bypass regex, raw text": measure(lambda p: baseline.search(p), prompts),
     }
@@ -155,11 +162,14 @@ def main() -> None:
     )
     for k, v in quality.items():
         print(f"  {k:44} {v:7.1%}")
-    goal = rows["bartizan default policy, user role"]
-    print(
-        f"\ngoal p50 <= 0.3 ms: {'met' if goal['p50_ms'] <= 0.3 else 'NOT met'}; "
-        f"goal p99 <= 2 ms: {'met' if goal['p99_ms'] <= 2 else 'NOT met'}"
-    )
+    print()
+    for name, p50, p99 in (
+        ("rule detectors only, user role", 0.3, 2.0),
+        ("default policy, user role", 1.0, 5.0),
+    ):
+        r = rows[f"bartizan {name}"]
+        verdict = "met" if r["p50_ms"] <= p50 and r["p99_ms"] <= p99 else "NOT met"
+        print(f"goal for {name}: p50 <= {p50} ms and p99 <= {p99} ms: {verdict}")
 
 
 if __name__ == "__main__":
