@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
 _CHUNK = 1 << 20
@@ -52,6 +52,22 @@ def decode_utf8(raw: bytes) -> tuple[str | None, str | None]:
         return None, f"invalid UTF-8 at byte {exc.start}"
 
 
+def parse_object(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    """One JSONL line as a JSON object, or (None, what is wrong with it)."""
+    text, err = decode_utf8(raw)
+    if text is None:
+        return None, err
+    try:
+        obj = json.loads(text)
+    except RecursionError:
+        return None, "JSON nested too deeply"
+    except json.JSONDecodeError as exc:
+        return None, f"malformed JSON: {exc.msg} at column {exc.colno}"
+    if not isinstance(obj, dict):
+        return None, f"expected a JSON object, got {type(obj).__name__}"
+    return obj, None
+
+
 def parse_jsonl(
     stream: BinaryIO, text_field: str, id_field: str | None, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
 ) -> Iterator[Item]:
@@ -62,20 +78,9 @@ def parse_jsonl(
         if not raw.strip():
             yield Item(number, error="empty line")
             continue
-        text, err = decode_utf8(raw)
-        if text is None:
+        obj, err = parse_object(raw)
+        if obj is None:
             yield Item(number, error=err)
-            continue
-        try:
-            obj = json.loads(text)
-        except RecursionError:
-            yield Item(number, error="JSON nested too deeply")
-            continue
-        except json.JSONDecodeError as exc:
-            yield Item(number, error=f"malformed JSON: {exc.msg} at column {exc.colno}")
-            continue
-        if not isinstance(obj, dict):
-            yield Item(number, error=f"expected a JSON object, got {type(obj).__name__}")
             continue
         item_id = obj.get(id_field) if id_field else None
         if text_field not in obj:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from bartizan.cli.batch import DEFAULT_MAX_LINE_BYTES, decode_utf8, read_lines
+from bartizan.cli.batch import DEFAULT_MAX_LINE_BYTES, parse_object, read_lines
 from bartizan.detectors.registry import default_registry
 from bartizan.pipeline import Firewall
 from bartizan.policy.loader import default_policy, load_policy
@@ -112,20 +112,9 @@ def _jsonl_rows(stream: io.BufferedReader, text_field: str, label_field: str, gr
             continue
         if not raw.strip():
             continue  # blank lines are not rows
-        decoded, err = decode_utf8(raw)
-        if decoded is None:
+        obj, err = parse_object(raw)
+        if obj is None:
             yield Row(number, error=err)
-            continue
-        try:
-            obj = json.loads(decoded)
-        except RecursionError:
-            yield Row(number, error="JSON nested too deeply")
-            continue
-        except json.JSONDecodeError as exc:
-            yield Row(number, error=f"malformed JSON: {exc.msg} at column {exc.colno}")
-            continue
-        if not isinstance(obj, dict):
-            yield Row(number, error=f"expected a JSON object, got {type(obj).__name__}")
             continue
         row = _make_row(number, obj.get(text_field), obj.get(label_field), text_field, label_field)
         yield _with_group(row, group_field, obj.get(group_field) if group_field else None)
