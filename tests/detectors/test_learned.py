@@ -25,11 +25,11 @@ from bartizan.detectors import harmful_intent, injection, jailbreak, learned
 from bartizan.detectors.base import ScanContext
 from bartizan.detectors.registry import ConfigError, default_registry
 from bartizan.models.embedder import BUNDLED_STATIC, load_embedder
+from bartizan.models.features import FEATURE_VERSION, HASH_DIM, feature_dim
 from bartizan.models.heads import LinearHead
 from bartizan.pipeline import Firewall
 from bartizan.policy.loader import load_policy_text
 from bartizan.text.views import TextViews
-from bartizan.train.features import FEATURE_VERSION, HASH_DIM, feature_dim
 from bartizan.types import Finding, Message, Role, Status, Verdict
 
 NAMES = ("injection", "jailbreak", "harmful_intent")
@@ -48,7 +48,7 @@ FILLER = (
 
 
 def marker_head(name: str, word: str, weight: float = 40.0, bias: float = -4.0) -> LinearHead:
-    """A head whose margin is driven by the hashed-unigram feature of `word` (see train.features)."""
+    """A head whose margin is driven by the hashed-unigram feature of `word` (see bartizan.models.features)."""
     dim = load_embedder().dim
     w = np.zeros(feature_dim(dim), dtype=np.float32)
     h = zlib.crc32(word.encode())

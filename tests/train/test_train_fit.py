@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bartizan.models.embedder import BUNDLED_STATIC, load_embedder
-from bartizan.train.features import (
+from bartizan.models.features import (
     FEATURE_VERSION,
     HASH_DIM,
     ask_text,

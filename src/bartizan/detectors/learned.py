@@ -12,7 +12,7 @@ One scan of one message, for every learned detector together:
    is skipped: the source's own chunks cover it. For tool and retrieved content (configurable) every
    sentence of the normalized text is also scored on its own, when a sentence threshold exists (below):
    one instruction inside a long benign e-mail.
-3. **Features, once.** Segment features (`bartizan.train.features`, the recipe the heads were trained on)
+3. **Features, once.** Segment features (`bartizan.models.features`, the recipe the heads were trained on)
    are computed in batches and cached on the message's `TextViews`, so the three detectors embed the text
    once between them; a deadline check runs between batches.
 4. **Head.** A calibrated linear head (`bartizan.models.heads.LinearHead`) turns features into probabilities;
@@ -106,7 +106,7 @@ Featurizer = Callable[[Sequence[str]], np.ndarray]
 def load_featurizer(embedder_dir: str | None) -> tuple[str, Featurizer]:
     """(cache key, batch feature function) for an embedding model; the recipe the heads were trained on."""
     from bartizan.models.embedder import load_embedder
-    from bartizan.train.features import features_batch  # numpy only; the recipe the heads were trained on
+    from bartizan.models.features import features_batch  # numpy only; the recipe the heads were trained on
 
     embedder = _Dedup(load_embedder(embedder_dir))
     return f"emb:{embedder_dir or 'bundled'}", functools.partial(features_batch, embedder)
@@ -137,9 +137,9 @@ def bundled_heads_dir() -> Path:
 @functools.lru_cache(maxsize=32)
 def load_head(head_dir: str | None, name: str) -> Any:
     """A `LinearHead`, verified against its folder's manifest, whose feature layout is the recipe's."""
+    from bartizan.models.features import FEATURE_VERSION
     from bartizan.models.heads import LinearHead
     from bartizan.models.manifest import IntegrityError
-    from bartizan.train.features import FEATURE_VERSION
 
     head = LinearHead.load(Path(head_dir) if head_dir else bundled_heads_dir(), name)
     version = head.metadata.get("feature_version", FEATURE_VERSION)

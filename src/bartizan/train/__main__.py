@@ -32,7 +32,7 @@ C_REG = {"injection": 4.0, "jailbreak": 4.0, "harmful_intent": 1.0}
 #: training weight of hard benign rows (look-alikes, personas, real chat); chosen on the calibration split
 HARD_WEIGHT = {"injection": 1.0, "jailbreak": 1.0, "harmful_intent": 3.0}
 HARD_KINDS = frozenset({"lookalike", "persona", "chat"})
-#: run-time combination rule recorded in each head's metadata (see `bartizan.train.features.score_text`)
+#: run-time combination rule recorded in each head's metadata (see `bartizan.models.features.score_text`)
 COMBINE = {"injection": "text", "jailbreak": "text", "harmful_intent": "text"}
 LOOKALIKE_SOURCES = ("xstest_safe", "jbb_benign", "cse_frr")
 SEED = 13
@@ -90,7 +90,7 @@ def build_examples(root: Path, seed: int = SEED) -> list[Example]:
 
 
 def compute_features(embedder: Any, texts: list[str], batch: int = 2000) -> np.ndarray:
-    from bartizan.train.features import features_batch
+    from bartizan.models.features import features_batch
 
     return np.concatenate([features_batch(embedder, texts[i : i + batch]) for i in range(0, len(texts), batch)])
 
@@ -110,7 +110,7 @@ def train_head(
     tr, ca, te = sp == "train", sp == "calib", sp == "test"
     alt_cal = alt_te = None
     if COMBINE[head] == "max_ask":
-        from bartizan.train.features import ask_view
+        from bartizan.models.features import ask_view
 
         alt_cal = compute_features(embedder, [ask_view(ex[i].text) for i in idx[ca]])
         alt_te = compute_features(embedder, [ask_view(ex[i].text) for i in idx[te]])
@@ -215,7 +215,7 @@ def write_card(path: Path, head: str, metrics: dict[str, Any], meta: dict[str, A
     lines = [
         f"# Model card: `{head}` head",
         "",
-        f"Linear head (logistic regression, Platt-calibrated) over `bartizan.train.features` "
+        f"Linear head (logistic regression, Platt-calibrated) over `bartizan.models.features` "
         f"({meta['feature_version']}, {meta['feature_dim']} dims) of the bundled static embedder "
         f"`{meta['embedder']}`. Shipped threshold {metrics['threshold']:.4f} = lowest score with benign "
         f"FPR <= {TARGET_FPR[head]:.0%} on the calibration split.",
@@ -295,9 +295,9 @@ def main(argv: list[str] | None = None) -> int:
         if rc:
             return rc
     from bartizan.models.embedder import load_embedder
+    from bartizan.models.features import FEATURE_VERSION, feature_dim, score_text
     from bartizan.models.heads import LinearHead
     from bartizan.models.manifest import write_manifest
-    from bartizan.train.features import FEATURE_VERSION, feature_dim, score_text
 
     embedder = load_embedder(args.static)
     ex = build_examples(args.datasets.resolve())

@@ -1,6 +1,6 @@
 """Fit one linear head, calibrate it (Platt), pick its threshold for a stated FPR, and measure it.
 
-The head is a logistic regression over `bartizan.train.features` vectors (class-balanced, fixed seed).
+The head is a logistic regression over `bartizan.models.features` vectors (class-balanced, fixed seed).
 Calibration and threshold use only the calibration split; every reported number uses only the test split,
 whose seeds (and whose benign sources, partly) the training never saw.
 """
