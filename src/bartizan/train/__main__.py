@@ -172,20 +172,11 @@ def recalibrate_deployed(
     detector; the raw-feature metrics are kept under ``raw_features``."""
     from dataclasses import replace
 
-    from bartizan.models.heads import LinearHead, threshold_for_fpr
+    from bartizan.models.heads import threshold_for_fpr
     from bartizan.models.manifest import write_manifest
     from bartizan.train.fit import evaluate_scores
 
-    LinearHead(
-        name=head,
-        weights=fitted.weights,
-        bias=fitted.bias,
-        platt_a=fitted.platt_a,
-        platt_b=fitted.platt_b,
-        threshold=fitted.threshold,
-        target_fpr=fitted.target_fpr,
-        metadata=meta,
-    ).save(args.heads_out, update_manifest=False)
+    fitted.as_head(head, meta).save(args.heads_out, update_manifest=False)
     write_manifest(args.heads_out, name="bartizan-heads")
     cal = [i for i, e in enumerate(ex) if head in e.labels and split[i] == "calib"]
     te = [i for i, e in enumerate(ex) if head in e.labels and split[i] == "test"]
@@ -319,15 +310,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.raw_only:
             fitted, metrics = recalibrate_deployed(head, fitted, metrics, ex, split, args, meta)
         all_metrics[head] = metrics
-        LinearHead(
-            name=head,
-            weights=fitted.weights,
-            bias=fitted.bias,
-            platt_a=fitted.platt_a,
-            platt_b=fitted.platt_b,
-            threshold=fitted.threshold,
-            target_fpr=fitted.target_fpr,
-            metadata={
+        fitted.as_head(
+            head,
+            {
                 **meta,
                 "C": C_REG[head],
                 "hard_weight": HARD_WEIGHT[head],

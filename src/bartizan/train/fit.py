@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +32,21 @@ class FittedHead:
 
     def margin(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(X @ self.weights + self.bias, dtype=np.float64)
+
+    def as_head(self, name: str, metadata: dict[str, Any]) -> Any:
+        """The run-time `LinearHead` with these parameters."""
+        from bartizan.models.heads import LinearHead
+
+        return LinearHead(
+            name=name,
+            weights=self.weights,
+            bias=self.bias,
+            platt_a=self.platt_a,
+            platt_b=self.platt_b,
+            threshold=self.threshold,
+            target_fpr=self.target_fpr,
+            metadata=metadata,
+        )
 
     def score(self, X: np.ndarray) -> np.ndarray:
         return sigmoid(self.platt_a * self.margin(X) + self.platt_b)
