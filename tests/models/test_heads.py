@@ -1,13 +1,14 @@
-"""Linear heads: calibrated scores, FPR thresholds, save/load round trip under the manifest."""
+"""Linear and MLP heads: calibrated scores, FPR thresholds, save/load round trip under the manifest."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bartizan.models.heads import LinearHead, fit_platt, threshold_for_fpr
+from bartizan.models.heads import LinearHead, MLPHead, fit_platt, threshold_for_fpr
 from bartizan.models.manifest import IntegrityError, Manifest
 
 
@@ -108,3 +109,67 @@ def test_fit_platt_calibrates() -> None:
     assert a == pytest.approx(2.0, abs=0.25) and b == pytest.approx(-0.5, abs=0.2)
     with pytest.raises(ValueError):
         fit_platt(z, np.zeros_like(y))
+
+
+def _mlp(name: str = "deep", dim: int = 6, hidden: int = 4) -> MLPHead:
+    rng = np.random.default_rng(3)
+    return MLPHead(
+        name=name,
+        weights=rng.normal(size=hidden),
+        bias=0.1,
+        platt_a=0.8,
+        platt_b=-0.2,
+        threshold=0.6,
+        hidden_weights=rng.normal(size=(dim, hidden)),
+        hidden_bias=rng.normal(size=hidden),
+    )
+
+
+def test_mlp_head_margin_is_relu_layer_then_linear() -> None:
+    head = _mlp()
+    x = np.random.default_rng(4).normal(size=(5, 6)).astype(np.float32)
+    hidden = np.maximum(x @ head.hidden_weights + head.hidden_bias, 0.0)
+    np.testing.assert_allclose(head.decision(x), hidden @ head.weights + head.bias, rtol=1e-5)
+    assert head.dim == 6
+    with pytest.raises(ValueError):
+        head.decision(np.ones((1, 4)))
+
+
+def test_mlp_head_round_trips_and_load_returns_its_class(tmp_path: Path) -> None:
+    head = _mlp()
+    head.save(tmp_path)
+    loaded = LinearHead.load(tmp_path, "deep")
+    assert isinstance(loaded, MLPHead)
+    x = np.random.default_rng(5).normal(size=(3, 6))
+    np.testing.assert_allclose(loaded.score(x), head.score(x))
+    assert json.loads((tmp_path / "deep.json").read_text())["format"] == "bartizan-mlp-head/1"
+
+
+def test_mlp_head_with_a_missing_layer_is_refused(tmp_path: Path) -> None:
+    head = _mlp()
+    head.save(tmp_path)
+    meta = json.loads((tmp_path / "deep.json").read_text())
+    LinearHead(name="deep", weights=np.ones(4), bias=0.0).save(tmp_path, update_manifest=False)
+    (tmp_path / "deep.json").write_text(json.dumps(meta))  # says MLP, npz holds only the weight vector
+    from bartizan.models.manifest import write_manifest
+
+    write_manifest(tmp_path)
+    with pytest.raises(IntegrityError):
+        LinearHead.load(tmp_path, "deep")
+
+
+def test_mlp_head_rejects_mismatched_shapes() -> None:
+    with pytest.raises(ValueError):
+        MLPHead(name="bad", weights=np.ones(3), bias=0.0, hidden_weights=np.ones((6, 4)), hidden_bias=np.ones(4))
+    with pytest.raises(ValueError):
+        MLPHead(name="bad", weights=np.ones(4), bias=0.0, hidden_weights=np.ones((6, 4)), hidden_bias=np.ones(3))
+
+
+def test_platt_fit_survives_wide_margins() -> None:
+    rng = np.random.default_rng(6)
+    y = rng.integers(0, 2, size=2000)
+    z = np.where(y == 1, 30.0, -30.0) + rng.normal(scale=8.0, size=2000)  # MLP-like logits
+    a, b = fit_platt(z, y)
+    assert np.isfinite(a) and np.isfinite(b) and 0 < a < 5
+    p = 0.5 * (1 + np.tanh(0.5 * (a * z + b)))
+    assert 0.9 < p[y == 1].mean() < 1.0 and 0.0 < p[y == 0].mean() < 0.1

@@ -104,7 +104,6 @@ def test_shipped_harmful_intent_head_on_the_issue_examples() -> None:
 
 
 @needs_embedder
-@pytest.mark.xfail(reason="known miss: verse requests score below the shipped threshold (see the model card)")
 def test_shipped_harmful_intent_head_flags_a_pipe_bomb_poem() -> None:
     from bartizan.models.heads import LinearHead
 

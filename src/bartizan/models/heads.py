@@ -1,12 +1,15 @@
-"""Linear classifier heads over static embeddings, with Platt calibration and an FPR-chosen threshold.
+"""Classifier heads over static embeddings, with Platt calibration and an FPR-chosen threshold.
 
-A head is ``z = w·x + bias`` on an embedding ``x``, turned into a calibrated probability with Platt scaling
+A head is ``z = w·x + bias`` on an embedding ``x`` (`LinearHead`), or the same on one ReLU hidden layer
+``h = relu(x @ W1 + b1)`` (`MLPHead`: static embeddings average word vectors, so interactions such as
+"build" with "pipe bomb" need the hidden layer), turned into a calibrated probability with Platt scaling
 ``p = sigmoid(platt_a * z + platt_b)``; `threshold` is a probability chosen by the trainer so that a stated
 share of benign held-out prompts (`target_fpr`) scores at or above it. numpy only.
 
-On disk a head is ``<name>.npz`` (the weight vector) plus ``<name>.json`` (bias, calibration, threshold,
-metadata), both listed in the folder's ``manifest.json``. `LinearHead.load` verifies both files against the
-manifest before reading them (`IntegrityError` otherwise: fail closed). `save` writes the two files with
+On disk a head is ``<name>.npz`` (the weight arrays) plus ``<name>.json`` (format, bias, calibration,
+threshold, metadata), both listed in the folder's ``manifest.json``. `LinearHead.load` verifies both files
+against the manifest before reading them (`IntegrityError` otherwise: fail closed) and returns the class
+that the JSON's ``format`` names. `save` writes the two files with
 stable bytes (no timestamps inside the zip) and, by default, refreshes the folder's manifest.
 """
 
@@ -26,6 +29,7 @@ import numpy as np
 from bartizan.models.manifest import IntegrityError, Manifest, write_manifest
 
 FORMAT = "bartizan-linear-head/1"
+MLP_FORMAT = "bartizan-mlp-head/1"
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
@@ -88,14 +92,15 @@ class LinearHead:
         """Write ``<name>.npz`` and ``<name>.json`` into `directory`, then refresh its manifest."""
         root = Path(directory)
         root.mkdir(parents=True, exist_ok=True)
-        buf = io.BytesIO()
-        np.lib.format.write_array(buf, np.ascontiguousarray(self.weights), allow_pickle=False)
         with zipfile.ZipFile(root / f"{self.name}.npz", "w", compression=zipfile.ZIP_STORED) as zf:
-            info = zipfile.ZipInfo("weights.npy", date_time=_ZIP_DATE)
-            info.external_attr = 0o644 << 16
-            zf.writestr(info, buf.getvalue())
+            for key, array in self._arrays().items():
+                buf = io.BytesIO()
+                np.lib.format.write_array(buf, np.ascontiguousarray(array), allow_pickle=False)
+                info = zipfile.ZipInfo(f"{key}.npy", date_time=_ZIP_DATE)
+                info.external_attr = 0o644 << 16
+                zf.writestr(info, buf.getvalue())
         meta = {
-            "format": FORMAT,
+            "format": self._format(),
             "name": self.name,
             "dim": self.dim,
             "bias": self.bias,
@@ -110,11 +115,16 @@ class LinearHead:
         if update_manifest:
             write_manifest(root, **manifest_fields)
 
+    def _format(self) -> str:
+        return FORMAT
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {"weights": self.weights}
+
     @classmethod
     def load(cls, directory: str | Path, name: str | None = None) -> LinearHead:
-        """Load head `name` from `directory` after verifying its two files against the manifest.
-
-        `name` may be omitted when the manifest lists exactly one head.
+        """Load head `name` from `directory` after verifying its two files against the manifest; an
+        `MLPHead` when its JSON says so. `name` may be omitted when the manifest lists exactly one head.
         """
         root = Path(directory)
         manifest = Manifest.load(root)
@@ -131,12 +141,19 @@ class LinearHead:
         try:
             meta = json.loads(manifest.artifact_path(root, files[1]).read_text(encoding="utf-8"))
             with np.load(manifest.artifact_path(root, files[0]), allow_pickle=False) as npz:
-                weights = np.array(npz["weights"], dtype=np.float32)
-        except (ValueError, KeyError, OSError, zipfile.BadZipFile) as exc:
+                arrays = {key: np.array(npz[key], dtype=np.float32) for key in npz.files}
+            weights = arrays["weights"]
+            fmt = meta.get("format")
+            extra = {}
+            if fmt == MLP_FORMAT:
+                extra = {"hidden_weights": arrays["hidden_weights"], "hidden_bias": arrays["hidden_bias"]}
+            dim = extra["hidden_weights"].shape[0] if extra else weights.shape[0]
+        except (ValueError, KeyError, OSError, IndexError, zipfile.BadZipFile) as exc:
             raise IntegrityError(f"head {name!r} is unreadable: {exc}", files[0]) from None
-        if meta.get("format") != FORMAT or meta.get("name") != name or meta.get("dim") != weights.shape[0]:
-            raise IntegrityError(f"{files[1]} does not describe a {FORMAT} head of dim {weights.shape[0]}", files[1])
-        return cls(
+        if fmt not in (FORMAT, MLP_FORMAT) or meta.get("name") != name or meta.get("dim") != dim:
+            raise IntegrityError(f"{files[1]} does not describe a head of dim {dim}", files[1])
+        kind: type[LinearHead] = MLPHead if fmt == MLP_FORMAT else LinearHead
+        return kind(
             name=name,
             weights=weights,
             bias=meta["bias"],
@@ -145,28 +162,88 @@ class LinearHead:
             threshold=meta["threshold"],
             target_fpr=meta["target_fpr"],
             metadata=dict(meta.get("metadata") or {}),
+            **extra,
         )
 
 
+@dataclass
+class MLPHead(LinearHead):
+    """`LinearHead` on one ReLU hidden layer: ``z = w · relu(x @ hidden_weights + hidden_bias) + bias``."""
+
+    hidden_weights: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
+    hidden_bias: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        w1 = np.asarray(self.hidden_weights, dtype=np.float32)
+        b1 = np.asarray(self.hidden_bias, dtype=np.float32)
+        if w1.ndim != 2 or w1.shape[1] != self.weights.shape[0] or b1.shape != (w1.shape[1],) or w1.shape[0] == 0:
+            raise ValueError("hidden_weights must be (dim, hidden) and hidden_bias (hidden,), hidden = len(weights)")
+        if not (np.all(np.isfinite(w1)) and np.all(np.isfinite(b1))):
+            raise ValueError("hidden layer must be finite")
+        self.hidden_weights, self.hidden_bias = w1, b1
+
+    @property
+    def dim(self) -> int:
+        return int(self.hidden_weights.shape[0])
+
+    def decision(self, X: np.ndarray) -> np.ndarray:
+        x = np.asarray(X, dtype=np.float32)
+        if x.ndim == 1:
+            x = x[None, :]
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"head {self.name!r} expects (n, {self.dim}) inputs, got {x.shape}")
+        hidden = np.maximum(x @ self.hidden_weights + self.hidden_bias, 0.0)
+        margins: np.ndarray = (hidden @ self.weights).astype(np.float64) + self.bias
+        return margins
+
+    def _format(self) -> str:
+        return MLP_FORMAT
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {"weights": self.weights, "hidden_weights": self.hidden_weights, "hidden_bias": self.hidden_bias}
+
+
 def fit_platt(margins: np.ndarray, labels: np.ndarray, iterations: int = 200) -> tuple[float, float]:
-    """Fit Platt scaling (a, b) on held-out margins by Newton's method with Platt's smoothed targets."""
-    z = np.asarray(margins, dtype=np.float64)
+    """Fit Platt scaling (a, b) on held-out margins by Newton's method with Platt's smoothed targets.
+
+    The margins are scaled to unit spread first and every Newton step is halved until the loss falls, so
+    that wide margins (an MLP's logits reach +-30) cannot saturate the sigmoid and blow the step up."""
+    z0 = np.asarray(margins, dtype=np.float64)
     y = np.asarray(labels, dtype=np.float64)
     n_pos, n_neg = float(y.sum()), float(len(y) - y.sum())
     if n_pos == 0 or n_neg == 0:
         raise ValueError("Platt scaling needs both classes")
+    scale = float(np.std(z0)) or 1.0
+    z = z0 / scale
     t = np.where(y > 0, (n_pos + 1.0) / (n_pos + 2.0), 1.0 / (n_neg + 2.0))
+
+    def loss(a: float, b: float) -> float:
+        u = a * z + b  # cross-entropy against the smoothed targets, written to stay finite
+        return float(np.sum(np.logaddexp(0.0, u) - t * u))
+
     a, b = 1.0, 0.0
+    current = loss(a, b)
     for _ in range(iterations):
         p = 0.5 * (1.0 + np.tanh(0.5 * (a * z + b)))
         g = np.array([np.sum((p - t) * z), np.sum(p - t)])
         w = p * (1.0 - p) + 1e-12
         h = np.array([[np.sum(w * z * z), np.sum(w * z)], [np.sum(w * z), np.sum(w)]]) + 1e-9 * np.eye(2)
         step = np.linalg.solve(h, g)
-        a, b = a - float(step[0]), b - float(step[1])
-        if float(np.abs(step).max()) < 1e-10:
+        size = 1.0
+        while size > 1e-6:
+            na, nb = a - size * float(step[0]), b - size * float(step[1])
+            trial = loss(na, nb)
+            if trial <= current:
+                break
+            size /= 2.0
+        else:
             break
-    return a, b
+        moved = size * float(np.abs(step).max())
+        a, b, current = na, nb, trial
+        if moved < 1e-10:
+            break
+    return a / scale, b
 
 
 def threshold_for_fpr(benign_scores: np.ndarray, target_fpr: float) -> float:

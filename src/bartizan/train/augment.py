@@ -424,3 +424,53 @@ def phrasing_twins(benign_rows: Sequence[Example], seed: int = 29, max_rows: int
         if per_source[e.source] <= 300:
             kept.append(e)
     return kept[:max_rows]
+
+
+def data_fragments(seed: int, n: int = 3000) -> list[Example]:
+    """Benign fragments of data that users and tools pass around: digit groups (cards, phones, order
+    numbers, amounts, dates), account and hex identifiers, paths, one-line commands and queries, short
+    acknowledgements. None of the public corpora has many; without them the heads scored bare numbers as
+    injections (a 16-digit test card: 0.69 on the injection head, threshold 0.54)."""
+    rng = random.Random(seed)  # noqa: S311 - reproducible augmentation, not secrets
+    zero = {"injection": 0, "jailbreak": 0, "harmful_intent": 0}
+    labels = ["Card", "card no.", "Order", "Invoice", "Ticket", "Ref", "PO"]
+    countries = ["DE", "FR", "GB", "NL", "ES"]
+    places = ["Room", "Gate", "Seat", "Flight", "Bus"]
+    commands = ["ls -la", "git status", "pip list", "df -h", "SELECT count(*) FROM orders;", "npm test"]
+    acks = ["ok", "thanks!", "yes please", "no", "sounds good", "great, thank you", "done", "?"]
+
+    def digits(k: int) -> str:
+        return "".join(rng.choice("0123456789") for _ in range(k))
+
+    def hexid(k: int) -> str:
+        return "".join(rng.choice("0123456789abcdef") for _ in range(k))
+
+    makers = [
+        lambda: " ".join(digits(4) for _ in range(4)),
+        lambda: f"{rng.choice(labels)} " + " ".join(digits(4) for _ in range(rng.randint(2, 5))),
+        lambda: " ".join(digits(rng.randint(3, 6)) for _ in range(rng.randint(2, 12))),
+        # test numbers that developers paste (4111 1111 1111 1111, 4242 4242 4242 4242, 0000 0000)
+        lambda: f"{rng.choice(['', 'test card ', 'Card '])}{digits(4)} " + " ".join([rng.choice("0123456789") * 4] * 3),
+        lambda: " ".join([digits(rng.randint(1, 5))] * rng.randint(2, 6)),
+        lambda: digits(rng.choice([8, 12, 16, 19])),
+        lambda: f"{rng.choice(labels)} {digits(rng.randint(4, 16))}",
+        lambda: f"+{digits(2)} {digits(3)} {digits(3)} {digits(4)}",
+        lambda: f"({digits(3)}) {digits(3)}-{digits(4)}",
+        lambda: f"{rng.randint(1, 28):02d}/{rng.randint(1, 12):02d}/{rng.randint(1950, 2030)}",
+        lambda: f"{rng.choice(['$', 'EUR ', '£'])}{rng.randint(1, 99999)}.{digits(2)}",
+        lambda: f"{rng.choice(countries)}{digits(2)} {digits(4)} {digits(4)} {digits(4)} {digits(2)}",
+        lambda: f"{hexid(8)}-{hexid(4)}-{hexid(4)}-{hexid(4)}-{hexid(12)}",
+        lambda: hexid(rng.choice([7, 12, 40, 64])),
+        lambda: f"{rng.choice(['id', 'user_id', 'sku', 'zip', 'qty', 'total'])}: {digits(rng.randint(1, 9))}",
+        lambda: ", ".join(digits(rng.randint(1, 5)) for _ in range(rng.randint(2, 8))),
+        lambda: f"/{rng.choice(['home', 'var', 'tmp', 'srv'])}/{hexid(6)}/{rng.choice(['a.csv', 'b.txt', 'c.py'])}",
+        lambda: rng.choice(commands),
+        lambda: rng.choice(acks),
+        lambda: f"{rng.choice(places)} {rng.choice('ABCDEFG')}{digits(rng.randint(1, 4))}",
+    ]
+    out = []
+    for _ in range(n):
+        text = rng.choice(makers)()
+        ex = Example(text=text, source="synthetic_fragment", group="f:" + text, labels=dict(zero), kind="fragment")
+        out.append(ex)
+    return out

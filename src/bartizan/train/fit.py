@@ -1,6 +1,8 @@
-"""Fit one linear head, calibrate it (Platt), pick its threshold for a stated FPR, and measure it.
+"""Fit one head, calibrate it (Platt), pick its threshold for a stated FPR, and measure it.
 
-The head is a logistic regression over `bartizan.models.features` vectors (class-balanced, fixed seed).
+The head is a logistic regression over `bartizan.models.features` vectors (class-balanced, fixed seed), or
+a one-hidden-layer ReLU network (scikit-learn's MLPClassifier, Adam, early stopping on a seeded 10% of the
+training rows) whose output logit becomes the margin.
 Calibration and threshold use only the calibration split; every reported number uses only the test split,
 whose seeds (and whose benign sources, partly) the training never saw.
 """
@@ -21,7 +23,8 @@ FPR_POINTS = (0.001, 0.01, 0.05)
 
 @dataclass(frozen=True)
 class FittedHead:
-    """Raw parameters of a calibrated linear head: p = sigmoid(a * (w·x + bias) + b); flag iff p >= threshold."""
+    """Raw parameters of a calibrated head: p = sigmoid(a * (w·h + bias) + b) with h = x (linear) or
+    h = relu(x @ W1 + b1) (`hidden` = (W1, b1)); flag iff p >= threshold."""
 
     weights: np.ndarray
     bias: float
@@ -29,24 +32,28 @@ class FittedHead:
     platt_b: float
     threshold: float
     target_fpr: float
+    hidden: tuple[np.ndarray, np.ndarray] | None = None
 
     def margin(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(X @ self.weights + self.bias, dtype=np.float64)
+        return np.asarray(_margin(X, self.weights, self.bias, self.hidden), dtype=np.float64)
 
     def as_head(self, name: str, metadata: dict[str, Any]) -> Any:
-        """The run-time `LinearHead` with these parameters."""
-        from bartizan.models.heads import LinearHead
+        """The run-time `LinearHead` (or `MLPHead`) with these parameters."""
+        from bartizan.models.heads import LinearHead, MLPHead
 
-        return LinearHead(
-            name=name,
-            weights=self.weights,
-            bias=self.bias,
-            platt_a=self.platt_a,
-            platt_b=self.platt_b,
-            threshold=self.threshold,
-            target_fpr=self.target_fpr,
-            metadata=metadata,
-        )
+        common: dict[str, Any] = {
+            "name": name,
+            "weights": self.weights,
+            "bias": self.bias,
+            "platt_a": self.platt_a,
+            "platt_b": self.platt_b,
+            "threshold": self.threshold,
+            "target_fpr": self.target_fpr,
+            "metadata": metadata,
+        }
+        if self.hidden is None:
+            return LinearHead(**common)
+        return MLPHead(**common, hidden_weights=self.hidden[0], hidden_bias=self.hidden[1])
 
     def score(self, X: np.ndarray) -> np.ndarray:
         return sigmoid(self.platt_a * self.margin(X) + self.platt_b)
@@ -54,6 +61,32 @@ class FittedHead:
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
     return np.asarray(0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, dtype=np.float64))))
+
+
+def _margin(X: np.ndarray, w: np.ndarray, b: float, hidden: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    h = X if hidden is None else np.maximum(np.asarray(X, dtype=np.float32) @ hidden[0] + hidden[1], 0.0)
+    return np.asarray(h @ w + b, dtype=np.float64)
+
+
+def fit_mlp(
+    X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None, hidden: int, seed: int = 0
+) -> tuple[np.ndarray, float, tuple[np.ndarray, np.ndarray]]:
+    """One ReLU hidden layer; returns (w, b, (W1, b1)) so that the margin is relu(x @ W1 + b1) @ w + b."""
+    from sklearn.neural_network import MLPClassifier  # type: ignore[import-untyped]
+
+    clf = MLPClassifier(
+        hidden_layer_sizes=(hidden,),
+        alpha=1e-3,
+        batch_size=256,
+        max_iter=60,
+        early_stopping=True,
+        random_state=seed,
+    )
+    clf.fit(X, y, sample_weight=sample_weight)
+    w1, w2 = clf.coefs_
+    b1, b2 = clf.intercepts_
+    hid = (w1.astype(np.float32), b1.astype(np.float32))
+    return w2[:, 0].astype(np.float32), float(b2[0]), hid
 
 
 def fit_logreg(
@@ -96,18 +129,24 @@ def fit_head(
     C: float = 1.0,
     seed: int = 0,
     X_cal_alt: np.ndarray | None = None,
+    hidden: int = 0,
 ) -> FittedHead:
     """Train on the train split; Platt + threshold on the calibration split (`thr_mask`: the calibration
     rows that count as benign traffic for the FPR). With `X_cal_alt` (features of each row's ask
-    sentences) the threshold is chosen for the run-time rule score = max(score(text), score(ask))."""
-    w, b = fit_logreg(X_tr, y_tr, w_tr, C=C, seed=seed)
-    m_cal = np.asarray(X_cal @ w + b, dtype=np.float64)
+    sentences) the threshold is chosen for the run-time rule score = max(score(text), score(ask)).
+    `hidden` > 0: an MLP head with that many hidden units (`C` unused) instead of logistic regression."""
+    hid: tuple[np.ndarray, np.ndarray] | None = None
+    if hidden > 0:
+        w, b, hid = fit_mlp(X_tr, y_tr, w_tr, hidden, seed=seed)
+    else:
+        w, b = fit_logreg(X_tr, y_tr, w_tr, C=C, seed=seed)
+    m_cal = _margin(X_cal, w, b, hid)
     a, c = fit_platt(m_cal, y_cal)
     p_cal = sigmoid(a * m_cal + c)
     if X_cal_alt is not None:
-        p_cal = np.maximum(p_cal, sigmoid(a * np.asarray(X_cal_alt @ w + b, dtype=np.float64) + c))
+        p_cal = np.maximum(p_cal, sigmoid(a * _margin(X_cal_alt, w, b, hid) + c))
     tau = threshold_for_fpr(p_cal[thr_mask], target_fpr)
-    return FittedHead(weights=w, bias=b, platt_a=a, platt_b=c, threshold=tau, target_fpr=target_fpr)
+    return FittedHead(weights=w, bias=b, platt_a=a, platt_b=c, threshold=tau, target_fpr=target_fpr, hidden=hid)
 
 
 def evaluate(
