@@ -155,6 +155,7 @@ class Firewall:
             latency_ms=(time.perf_counter() - t0) * 1000.0,
             policy_hash=self.policy_hash,
             reasons=tuple(reasons),
+            redactions=tuple(redactions),
         )
 
     def scan_many(self, messages: Iterable[Message], *, canaries: Sequence[str] = ()) -> list[ScanResult]:

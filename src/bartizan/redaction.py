@@ -7,8 +7,18 @@ apart; the values themselves never leave this function.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from bartizan.types import Span
+
+
+@dataclass
+class Numbering:
+    """Placeholder numbers shared by several texts (the messages of one request), so that one value keeps
+    one placeholder and two values never share one."""
+
+    by_value: dict[tuple[str, str], int] = field(default_factory=dict)
+    per_label: dict[str, int] = field(default_factory=dict)
 
 
 def merge_spans(spans: Iterable[tuple[Span, str]]) -> list[tuple[int, int, str]]:
@@ -27,22 +37,34 @@ def merge_spans(spans: Iterable[tuple[Span, str]]) -> list[tuple[int, int, str]]
 
 def redact(text: str, spans: Iterable[tuple[Span, str]]) -> str:
     """`text` with every (span, label) replaced by ``[LABEL_n]``."""
+    return redact_with_map(text, spans)[0]
+
+
+def redact_with_map(
+    text: str, spans: Iterable[tuple[Span, str]], numbering: Numbering | None = None
+) -> tuple[str, dict[str, str]]:
+    """`redact`, plus the map placeholder -> original value, so that a caller that owns the values (the
+    gateway, for one request) can put them back into the model's answer. Pass one `Numbering` for all the
+    texts of a request. The map holds raw values: keep it in memory for the request only, never log it."""
     merged = merge_spans(spans)
     if not merged:
-        return text
-    numbering: dict[tuple[str, str], int] = {}
-    per_label: dict[str, int] = {}
+        return text, {}
+    state = numbering if numbering is not None else Numbering()
+    by_value, per_label = state.by_value, state.per_label
     pieces: list[str] = []
+    mapping: dict[str, str] = {}
     pos = 0
     for a, b, label in merged:
         tag = label.upper()
         value = text[a:b]
         key = (tag, value)
-        if key not in numbering:
+        if key not in by_value:
             per_label[tag] = per_label.get(tag, 0) + 1
-            numbering[key] = per_label[tag]
+            by_value[key] = per_label[tag]
+        placeholder = f"[{tag}_{by_value[key]}]"
+        mapping[placeholder] = value
         pieces.append(text[pos:a])
-        pieces.append(f"[{tag}_{numbering[key]}]")
+        pieces.append(placeholder)
         pos = b
     pieces.append(text[pos:])
-    return "".join(pieces)
+    return "".join(pieces), mapping

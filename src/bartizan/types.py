@@ -174,6 +174,8 @@ class ScanResult:
     latency_ms: float
     policy_hash: str = ""
     reasons: tuple[str, ...] = field(default=())
+    #: (span in the original text, label) of every span the policy redacts; `sanitized` is built from them
+    redactions: tuple[tuple[Span, str], ...] = field(default=())
 
     @property
     def blocked(self) -> bool:

@@ -15,11 +15,11 @@ import sys
 from collections.abc import Sequence
 
 from bartizan import __version__
-from bartizan.cli import attacks_cmd, detectors_cmd, eval_cmd, policy_cmd, scan_cmd
+from bartizan.cli import attacks_cmd, audit_cmd, detectors_cmd, eval_cmd, policy_cmd, scan_cmd, serve_cmd
 from bartizan.cli.exitcodes import INTERNAL_ERROR, POLICY_ERROR
 from bartizan.policy.loader import PolicyError
 
-COMMANDS = (scan_cmd, detectors_cmd, policy_cmd, eval_cmd, attacks_cmd)
+COMMANDS = (scan_cmd, detectors_cmd, policy_cmd, eval_cmd, attacks_cmd, serve_cmd, audit_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from bartizan.schema import SchemaError, SchemaIssue, YamlDoc, key_path
@@ -50,9 +51,9 @@ class UpstreamConfig(_Model):
 
     url: str = "demo"  # "demo" = the built-in demo upstream; else a base URL such as https://api.openai.com/v1
     api_key_env: str | None = None  # name of the env var holding the upstream key (never the key itself in files)
-    timeout_s: float = Field(60.0, gt=0, allow_inf_nan=False)
-    connect_timeout_s: float = Field(5.0, gt=0, allow_inf_nan=False)
-    max_connections: int = Field(100, ge=1)
+    timeout_s: float = Field(default=60.0, gt=0, allow_inf_nan=False)
+    connect_timeout_s: float = Field(default=5.0, gt=0, allow_inf_nan=False)
+    max_connections: int = Field(default=100, ge=1)
 
     @field_validator("url")
     @classmethod
@@ -78,16 +79,16 @@ class UpstreamConfig(_Model):
 class RateLimit(_Model):
     """A sustained rate with a burst allowance (GCRA / token bucket parameters)."""
 
-    requests_per_minute: float = Field(600.0, gt=0, allow_inf_nan=False)
-    burst: int = Field(60, ge=1)
+    requests_per_minute: float = Field(default=600.0, gt=0, allow_inf_nan=False)
+    burst: int = Field(default=60, ge=1, le=1_000_000)
 
 
 class TenantConfig(_Model):
     policy: str | None = None  # policy file path (relative paths: to the config file); None = built-in default
-    upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)
+    upstream: UpstreamConfig = Field(default_factory=lambda: UpstreamConfig())
     on_block: Literal["error", "refusal"] = "error"
     refusal_text: str = "I can't help with that request."
-    rate_limit: RateLimit = Field(default_factory=RateLimit)
+    rate_limit: RateLimit = Field(default_factory=lambda: RateLimit())
     models: list[str] | None = None  # allow-list of model names (None = any)
 
     @field_validator("models")
@@ -120,9 +121,9 @@ class KeyEntry(_Model):
 
 
 class StreamConfig(_Model):
-    holdback_chars: int = Field(64, ge=0)
-    scan_every_chars: int = Field(32, ge=1)
-    context_chars: int = Field(512, ge=0)
+    holdback_chars: int = Field(default=64, ge=0)
+    scan_every_chars: int = Field(default=32, ge=1)
+    context_chars: int = Field(default=512, ge=0)
 
 
 class AuditConfig(_Model):
@@ -152,17 +153,17 @@ class AuditConfig(_Model):
 
 class GatewayConfig(_Model):
     host: str = "127.0.0.1"
-    port: int = Field(8080, ge=0, le=65535)
+    port: int = Field(default=8080, ge=0, le=65535)
     tenants: dict[str, TenantConfig] = Field(default_factory=lambda: {"default": TenantConfig()})
     keys: list[KeyEntry] = Field(default_factory=list)
     allow_anonymous: bool = False  # True: requests without a key use tenant "default" (dev/demo only)
     redis_url: str | None = None  # shared rate limits across replicas when set
-    stream: StreamConfig = Field(default_factory=StreamConfig)
-    audit: AuditConfig = Field(default_factory=AuditConfig)
+    stream: StreamConfig = Field(default_factory=lambda: StreamConfig())
+    audit: AuditConfig = Field(default_factory=lambda: AuditConfig())
     log_level: str = "info"
     log_json: bool = True
     otel: bool = False
-    max_body_bytes: int = Field(4_000_000, ge=1)
+    max_body_bytes: int = Field(default=4_000_000, ge=1)
 
     @field_validator("host")
     @classmethod
@@ -287,12 +288,25 @@ def apply_env(cfg: GatewayConfig, env: Mapping[str, str]) -> GatewayConfig:
         return GatewayConfig.model_validate(data, context={_DEFER_CROSS_CHECKS: True})
     except ValidationError as exc:
         for err in exc.errors():
-            loc = tuple(err["loc"])
-            name = next((n for where, n in used.items() if loc[: len(where)] == where), None)
-            if name is None:  # a model-level check that an override tripped, e.g. anonymous without 'default'
-                name = ", ".join(sorted(used.values()))
-            issues.append(SchemaIssue("environment", None, name, err["msg"]))
+            loc = tuple(str(p) for p in err["loc"])
+            var: str | None = next((n for where, n in used.items() if loc[: len(where)] == where), None)
+            if var is None:  # a model-level check that an override tripped
+                var = ", ".join(sorted(used.values()))
+            issues.append(SchemaIssue("environment", None, var, err["msg"]))
         raise SchemaError(issues) from None
+
+
+class _Doc(YamlDoc):
+    """YamlDoc whose line lookup tolerates texts that libyaml accepts but the pure-Python composer rejects
+    (e.g. a trailing tab after a scalar): the issue is then reported without a line instead of crashing."""
+
+    def line(self, loc: tuple[Any, ...]) -> int | None:
+        try:
+            return super().line(loc)
+        except yaml.YAMLError:
+            self._composed = True
+            self._root = None
+            return None
 
 
 def _resolve_policies(cfg: GatewayConfig, base_dir: Path) -> None:
@@ -306,7 +320,7 @@ def load_gateway_config_text(
     text: str, source: str = "<gateway config>", base_dir: Path | None = None
 ) -> GatewayConfig:
     """Validate a YAML text as a GatewayConfig (no environment overrides); errors are located."""
-    doc = YamlDoc(text, source)
+    doc = _Doc(text, source)
     try:
         cfg = GatewayConfig.model_validate(
             doc.data if doc.data is not None else {}, context={_DEFER_CROSS_CHECKS: True}

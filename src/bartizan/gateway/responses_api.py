@@ -1,0 +1,289 @@
+"""``POST /v1/responses`` (text input and output, function calls), plain and streamed.
+
+Streaming: ``response.output_text.delta`` events pass through one `StreamGuard` per (output item, content
+part); events that repeat the text (``output_text.done``, ``content_part.done``, ``output_item.done``,
+``response.completed``) and function-call events are held until the end, rewritten with the guarded text,
+scanned as whole calls, and then sent in their original order. Events are renumbered so that
+``sequence_number`` stays strictly increasing. A block ends the stream with an ``error`` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from bartizan.gateway import replies
+from bartizan.gateway.chat import restore
+from bartizan.gateway.inspection import Inspection, apply_redactions
+from bartizan.gateway.stream_guard import StreamGuard
+from bartizan.gateway.surfaces import Surface, responses_output, responses_request, set_text
+from bartizan.gateway.upstream import UpstreamError
+from bartizan.types import Role, Verdict
+
+if TYPE_CHECKING:
+    from bartizan.gateway.app import Ctx, Gateway
+
+ROUTE = "/v1/responses"
+_HELD = frozenset(
+    {
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.completed",
+        "response.incomplete",
+    }
+)
+
+
+async def responses(gw: Gateway, request: Request) -> Response:
+    ctx = await gw.admit(request, ROUTE)
+    if isinstance(ctx, Response):
+        return ctx
+    body = await gw.read_json(request)
+    if isinstance(body, Response):
+        return gw.finish(ctx, body)
+    if not isinstance(body.get("input"), (str, list)):
+        return gw.finish(ctx, replies.error(400, "'input' must be a string or a list of items.", code="invalid_input"))
+    if (refused := gw.model_refused(ctx, body)) is not None:
+        return gw.finish(ctx, refused)
+    stream = bool(body.get("stream"))
+    inspection = await gw.inspect(ctx, "input", responses_request(body))
+    if inspection.verdict is Verdict.BLOCK:
+        return gw.finish(ctx, _blocked_reply(ctx, inspection, body, stream))
+    apply_redactions(body, inspection)
+    if stream:
+        headers = {"x-bartizan-request-id": ctx.request_id, "cache-control": "no-cache"}
+        events = stream_responses(gw, ctx, body, inspection.restore)
+        return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+    try:
+        status, data = await ctx.tenant.upstream.request_json("POST", "/responses", body)
+    except UpstreamError as exc:
+        return gw.finish(ctx, gw.upstream_failed(ctx, exc))
+    if status >= 400 or not isinstance(data, dict):
+        return gw.finish(
+            ctx, Response(ctx.tenant.upstream.scrub(json.dumps(data)), status, media_type="application/json")
+        )
+    answer = await gw.inspect(ctx, "output", responses_output(data))
+    if answer.verdict is Verdict.BLOCK:
+        return gw.finish(ctx, _blocked_reply(ctx, answer, body, False, "output"))
+    apply_redactions(data, answer)
+    _restore_response(data, inspection.restore)
+    return gw.finish(ctx, JSONResponse(data))
+
+
+def _restore_response(data: dict[str, Any], mapping: dict[str, str]) -> None:
+    for surface in responses_output(data):
+        set_text(data, surface.path, restore(surface.text, mapping))
+    texts = [s.text for s in responses_output(data) if s.path[-1] == "text"]
+    if "output_text" in data:
+        data["output_text"] = "".join(texts)
+
+
+def _blocked_reply(
+    ctx: Ctx, inspection: Inspection, body: dict[str, Any], stream: bool, direction: str = "input"
+) -> Response:
+    cfg = ctx.tenant.config
+    if cfg.on_block == "error":
+        return replies.blocked(inspection, ctx.request_id, direction)
+    data = replies.refusal_response(str(body.get("model", "")), cfg.refusal_text)
+    if not stream:
+        return JSONResponse(data)
+
+    async def events() -> AsyncIterator[bytes]:
+        yield replies.sse({"type": "response.completed", "sequence_number": 0, "response": data}, "response.completed")
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
+class _Renumber:
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self, event: dict[str, Any]) -> bytes:
+        event["sequence_number"] = self.n
+        self.n += 1
+        return replies.sse(event, str(event.get("type", "")))
+
+
+async def stream_responses(
+    gw: Gateway, ctx: Ctx, body: dict[str, Any], mapping: dict[str, str]
+) -> AsyncIterator[bytes]:
+    t = ctx.tenant
+    sc = gw.config.stream
+    guards: dict[tuple[int, int], StreamGuard] = {}
+    released: dict[tuple[int, int], str] = {}
+    held: list[dict[str, Any]] = []
+    emit = _Renumber()
+    first = True
+    status = "200"
+
+    def guard_for(key: tuple[int, int]) -> StreamGuard:
+        if key not in guards:
+            guards[key] = StreamGuard(
+                lambda text: t.cache.get_or_scan(t.firewall, Role.ASSISTANT, text),
+                holdback_chars=sc.holdback_chars,
+                scan_every_chars=sc.scan_every_chars,
+                context_chars=sc.context_chars,
+                restore=mapping,
+            )
+            released[key] = ""
+        return guards[key]
+
+    async def block(result_text: str, inspection: Inspection) -> bytes:
+        await gw.record(ctx, "output", inspection)
+        gw.metrics.record("output", inspection)
+        details = replies.block_details(inspection, ctx.request_id, "output")
+        err = {
+            "type": "error",
+            "code": "content_blocked",
+            "message": "The model's answer was blocked by the bartizan policy.",
+            "param": None,
+            **details,
+        }
+        return emit(err)
+
+    try:
+        async for _name, data in t.upstream.stream("/responses", body):
+            if data.strip() == "[DONE]":
+                break
+            try:
+                event = json.loads(data)
+            except ValueError:
+                status = "502"
+                yield emit(
+                    {
+                        "type": "error",
+                        "code": "upstream_error",
+                        "message": "The upstream sent a malformed event.",
+                        "param": None,
+                    }
+                )
+                return
+            kind = event.get("type", "")
+            if kind == "error":
+                status = "502"
+                yield emit(
+                    {
+                        "type": "error",
+                        "code": "upstream_error",
+                        "message": t.upstream.scrub(str(event.get("message", ""))),
+                        "param": None,
+                    }
+                )
+                return
+            if kind == "response.output_text.delta":
+                key = (int(event.get("output_index", 0)), int(event.get("content_index", 0)))
+                step = await asyncio.to_thread(guard_for(key).feed, str(event.get("delta", "")))
+                if step.blocked is not None:
+                    status = "400"
+                    s = Surface(("output", key[0], "content", key[1], "text"), Role.ASSISTANT, guards[key].text)
+                    yield await block(
+                        guards[key].text, Inspection(Verdict.BLOCK, [(s, step.blocked)], step.blocked.latency_ms)
+                    )
+                    return
+                if step.released:
+                    released[key] += step.released
+                    if first:
+                        gw.metrics.ttft_seconds.labels(ROUTE).observe(time.perf_counter() - ctx.t0)
+                        first = False
+                    yield emit(event | {"delta": step.released})
+            elif kind in _HELD:
+                held.append(event)
+            else:
+                yield emit(event)
+        # the end: release what the guards hold, then scan function calls and rewrite the held events
+        for key, guard in guards.items():
+            step = await asyncio.to_thread(guard.finish)
+            if step.blocked is not None:
+                status = "400"
+                s = Surface(("output", key[0], "content", key[1], "text"), Role.ASSISTANT, guard.text)
+                yield await block(guard.text, Inspection(Verdict.BLOCK, [(s, step.blocked)], step.blocked.latency_ms))
+                return
+            if step.released:
+                released[key] += step.released
+                yield emit(
+                    {
+                        "type": "response.output_text.delta",
+                        "item_id": "",
+                        "output_index": key[0],
+                        "content_index": key[1],
+                        "delta": step.released,
+                    }
+                )
+        final = next(
+            (e.get("response") for e in held if e.get("type") in ("response.completed", "response.incomplete")), None
+        )
+        surfaces = [
+            Surface(("output", k[0], "content", k[1], "text"), Role.ASSISTANT, g.text)
+            for k, g in guards.items()
+            if g.text
+        ]
+        if isinstance(final, dict):
+            surfaces += [s for s in responses_output(final) if s.path[-1] in ("name", "arguments")]
+        answer = await gw.inspect(ctx, "output", surfaces)
+        if answer.verdict is Verdict.BLOCK:
+            status = "400"
+            details = replies.block_details(answer, ctx.request_id, "output")
+            yield emit(
+                {
+                    "type": "error",
+                    "code": "content_blocked",
+                    "message": "The model's answer was blocked by the bartizan policy.",
+                    "param": None,
+                    **details,
+                }
+            )
+            return
+        for event in held:
+            if event.get("type") == "response.function_call_arguments.delta":
+                continue  # re-sent whole below, so that a placeholder split across deltas is restored
+            event = _rewrite(event, released, mapping)
+            if event.get("type") == "response.function_call_arguments.done":
+                whole = {k: event.get(k) for k in ("item_id", "output_index")} | {"delta": event.get("arguments", "")}
+                yield emit({"type": "response.function_call_arguments.delta", **whole})
+            yield emit(event)
+    except UpstreamError as exc:
+        status = str(exc.status)
+        yield emit({"type": "error", "code": "upstream_error", "message": t.upstream.scrub(str(exc)), "param": None})
+    finally:
+        gw.metrics.requests.labels(ROUTE, t.name, status).inc()
+        gw.metrics.request_seconds.labels(ROUTE).observe(time.perf_counter() - ctx.t0)
+
+
+def _rewrite(event: dict[str, Any], released: dict[tuple[int, int], str], mapping: dict[str, str]) -> dict[str, Any]:
+    """Put the guarded (redacted, restored) text into an event that repeats the answer's text."""
+    kind = event.get("type")
+    oi, ci = int(event.get("output_index", 0)), int(event.get("content_index", 0))
+    if kind == "response.output_text.done" and (oi, ci) in released:
+        event["text"] = released[(oi, ci)]
+    elif kind == "response.content_part.done" and isinstance(event.get("part"), dict) and (oi, ci) in released:
+        event["part"]["text"] = released[(oi, ci)]
+    elif kind == "response.output_item.done" and isinstance(event.get("item"), dict):
+        _rewrite_item(event["item"], oi, released, mapping)
+    elif kind == "response.function_call_arguments.done" and isinstance(event.get("arguments"), str):
+        event["arguments"] = restore(event["arguments"], mapping)
+    elif kind in ("response.completed", "response.incomplete") and isinstance(event.get("response"), dict):
+        resp = event["response"]
+        for i, item in enumerate(resp.get("output") or []):
+            if isinstance(item, dict):
+                _rewrite_item(item, i, released, mapping)
+        if "output_text" in resp:
+            resp["output_text"] = "".join(v for _, v in sorted(released.items()))
+    return event
+
+
+def _rewrite_item(item: dict[str, Any], oi: int, released: dict[tuple[int, int], str], mapping: dict[str, str]) -> None:
+    if item.get("type") == "message":
+        for ci, part in enumerate(item.get("content") or []):
+            if isinstance(part, dict) and part.get("type") == "output_text" and (oi, ci) in released:
+                part["text"] = released[(oi, ci)]
+    elif item.get("type") == "function_call" and isinstance(item.get("arguments"), str):
+        item["arguments"] = restore(item["arguments"], mapping)
