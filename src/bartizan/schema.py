@@ -91,7 +91,10 @@ class YamlDoc:
 
     def line(self, loc: tuple[Any, ...]) -> int | None:
         if not self._composed:
-            self._root = yaml.compose(self.text, Loader=yaml.SafeLoader)
+            try:
+                self._root = yaml.compose(self.text, Loader=yaml.SafeLoader)
+            except yaml.YAMLError:  # libyaml accepted text that the pure-Python composer rejects ("0\t")
+                self._root = None
             self._composed = True
         return node_line(self._root, loc)
 

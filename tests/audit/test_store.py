@@ -105,8 +105,11 @@ def test_swapped_rows_are_detected(url: str) -> None:
 def test_chain_key_catches_a_rewritten_tail(url: str) -> None:
     """With a chain key, removing the newest row and rolling the head back to the previous row is caught."""
     _fill(url, chain_key=CHAIN_KEY)
-    (prev,) = run_sql(url, "SELECT row_hash FROM audit_log WHERE seq = 5")
-    run_sql(url, "DELETE FROM audit_log WHERE seq = 6", f"UPDATE audit_head SET seq = 5, row_hash = '{prev[0]}'")
+    run_sql(
+        url,
+        "UPDATE audit_head SET seq = 5, row_hash = (SELECT row_hash FROM audit_log WHERE seq = 5)",
+        "DELETE FROM audit_log WHERE seq = 6",
+    )
     with AuditStore(url, chain_key=CHAIN_KEY) as store:
         report = store.verify()
     assert not report.ok and report.first_bad_seq == 5

@@ -295,3 +295,17 @@ def test_audit_trail_records_decisions_without_raw_text(tmp_path: Path) -> None:
     assert EMAIL.encode() not in raw and b"reveal your system prompt" not in raw
     with sqlite3.connect(tmp_path / "audit.db") as db:
         assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_value_the_model_writes_never_comes_back_as_the_users(tmp_path: Path) -> None:
+    script = DemoScript(rules=[DemoRule(reply_text="I wrote to [EMAIL_1] and to ops@corp.example.", stream_chunk_chars=5)])
+    with running(tmp_path, script) as (client, _gw, _demo, _):
+        ask = [{"role": "user", "content": f"mail {EMAIL}"}]
+        out = client.chat.completions.create(model="demo-echo", messages=ask)  # type: ignore[arg-type]
+        streamed = "".join(
+            c.choices[0].delta.content or ""
+            for c in client.chat.completions.create(model="demo-echo", messages=ask, stream=True)  # type: ignore[arg-type]
+            if c.choices
+        )
+    for text in (out.choices[0].message.content, streamed):
+        assert text == f"I wrote to {EMAIL} and to [EMAIL_2]."

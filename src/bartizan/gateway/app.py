@@ -94,7 +94,8 @@ class Gateway:
         header = request.headers.get("authorization") or request.headers.get("api-key")
         principal = self.keys.authenticate(header)
         if principal is None:
-            if not (self.config.allow_anonymous and not header):
+            # anonymous mode (dev/demo): an unknown key is no better than none, and no worse
+            if not self.config.allow_anonymous:
                 return replies.error(401, "Invalid or missing API key.", code="invalid_api_key")
             tenant_name, key_id, limit = "default", "anonymous", self.config.tenants["default"].rate_limit
         else:

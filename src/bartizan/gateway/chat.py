@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from bartizan.gateway import replies
 from bartizan.gateway.inspection import Inspection, apply_redactions
 from bartizan.gateway.placeholders import PlaceholderRestorer
-from bartizan.gateway.stream_guard import StreamGuard
+from bartizan.gateway.stream_guard import StreamGuard, render_answer
 from bartizan.gateway.surfaces import Surface, chat_request, chat_response, set_text
 from bartizan.gateway.upstream import UpstreamError
 from bartizan.types import Role, Verdict
@@ -36,6 +36,14 @@ def restore(text: str, mapping: dict[str, str]) -> str:
         return text
     r = PlaceholderRestorer(mapping)
     return r.feed(text) + r.flush()
+
+
+def render_answer_into(data: dict[str, Any], answer: Inspection, mapping: dict[str, str]) -> None:
+    """Write each scanned answer surface back as the stream would release it: the model's own redacted
+    values as placeholders numbered past the request's, then the request's placeholders restored (so a
+    value the model wrote can never come back as the user's)."""
+    for surface, result in answer.results:
+        set_text(data, surface.path, render_answer(surface.text, result, mapping))
 
 
 async def chat_completions(gw: Gateway, request: Request) -> Response:
@@ -73,9 +81,7 @@ async def chat_completions(gw: Gateway, request: Request) -> Response:
     answer = await gw.inspect(ctx, "output", chat_response(data))
     if answer.verdict is Verdict.BLOCK:
         return gw.finish(ctx, blocked_reply(gw, ctx, answer, "output", body, False))
-    apply_redactions(data, answer)
-    for surface in chat_response(data):
-        set_text(data, surface.path, restore(surface.text, inspection.restore))
+    render_answer_into(data, answer, inspection.restore)
     return gw.finish(ctx, JSONResponse(data))
 
 

@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from bartizan.schema import SchemaError, SchemaIssue, YamlDoc, key_path
@@ -296,19 +295,6 @@ def apply_env(cfg: GatewayConfig, env: Mapping[str, str]) -> GatewayConfig:
         raise SchemaError(issues) from None
 
 
-class _Doc(YamlDoc):
-    """YamlDoc whose line lookup tolerates texts that libyaml accepts but the pure-Python composer rejects
-    (e.g. a trailing tab after a scalar): the issue is then reported without a line instead of crashing."""
-
-    def line(self, loc: tuple[Any, ...]) -> int | None:
-        try:
-            return super().line(loc)
-        except yaml.YAMLError:
-            self._composed = True
-            self._root = None
-            return None
-
-
 def _resolve_policies(cfg: GatewayConfig, base_dir: Path) -> None:
     """Make relative policy paths absolute (relative to the config file) so the server's cwd does not matter."""
     for tenant in cfg.tenants.values():
@@ -320,7 +306,7 @@ def load_gateway_config_text(
     text: str, source: str = "<gateway config>", base_dir: Path | None = None
 ) -> GatewayConfig:
     """Validate a YAML text as a GatewayConfig (no environment overrides); errors are located."""
-    doc = _Doc(text, source)
+    doc = YamlDoc(text, source)
     try:
         cfg = GatewayConfig.model_validate(
             doc.data if doc.data is not None else {}, context={_DEFER_CROSS_CHECKS: True}

@@ -19,10 +19,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from bartizan.gateway import replies
-from bartizan.gateway.chat import restore
+from bartizan.gateway.chat import render_answer_into, restore
 from bartizan.gateway.inspection import Inspection, apply_redactions
 from bartizan.gateway.stream_guard import StreamGuard
-from bartizan.gateway.surfaces import Surface, responses_output, responses_request, set_text
+from bartizan.gateway.surfaces import Surface, responses_output, responses_request
 from bartizan.gateway.upstream import UpstreamError
 from bartizan.types import Role, Verdict
 
@@ -74,17 +74,10 @@ async def responses(gw: Gateway, request: Request) -> Response:
     answer = await gw.inspect(ctx, "output", responses_output(data))
     if answer.verdict is Verdict.BLOCK:
         return gw.finish(ctx, _blocked_reply(ctx, answer, body, False, "output"))
-    apply_redactions(data, answer)
-    _restore_response(data, inspection.restore)
-    return gw.finish(ctx, JSONResponse(data))
-
-
-def _restore_response(data: dict[str, Any], mapping: dict[str, str]) -> None:
-    for surface in responses_output(data):
-        set_text(data, surface.path, restore(surface.text, mapping))
-    texts = [s.text for s in responses_output(data) if s.path[-1] == "text"]
+    render_answer_into(data, answer, inspection.restore)
     if "output_text" in data:
-        data["output_text"] = "".join(texts)
+        data["output_text"] = "".join(s.text for s in responses_output(data) if s.path[-1] == "text")
+    return gw.finish(ctx, JSONResponse(data))
 
 
 def _blocked_reply(
