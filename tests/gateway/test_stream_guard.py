@@ -284,3 +284,13 @@ def test_no_part_of_a_canary_goes_out_for_any_chunking(fw: Firewall, before: int
     out, last = stream(StreamGuard(scanner(fw)), chunks)
     assert last.blocked is not None
     assert text.startswith(out[-1]) and len(out[-1]) <= text.index(CANARY)
+
+
+def test_first_text_leaves_as_soon_as_the_answer_outgrows_the_hold_back(fw: Firewall) -> None:
+    guard = StreamGuard(scanner(fw), holdback_chars=16, scan_every_chars=32, context_chars=256)
+    answer = "The weather in Paris is mild today with light rain later on."
+    first_at = None
+    for i, ch in enumerate(answer, 1):
+        if guard.feed(ch).released and first_at is None:
+            first_at = i
+    assert first_at is not None and first_at <= 16 + 8  # hold-back plus at most the word at the boundary

@@ -38,6 +38,7 @@ from bartizan.redaction import merge_spans, redact
 from bartizan.types import ScanResult, Verdict
 
 MAX_WORD_HOLD_CHARS = 2048  # longest token-like run held back whole (rule 4); longer runs stream on
+_OPENING_STEP = 4  # scan rhythm (characters) before the first release; see `feed`
 
 _Redaction = tuple[int, int, str]  # start, end (answer offsets), label
 
@@ -165,6 +166,7 @@ class StreamGuard:
         self._released_upto = 0  # answer offset: everything before it has been released (or redacted)
         self._since_scan = 0
         self._held_excess = 0  # characters held beyond the hold-back after the last scan (rule 6)
+        self._opened = False  # set by the first scan after the answer outgrew the hold-back
         self._blocked: ScanResult | None = None
         self._finished = False
         self.scans = 0  # scans run so far, the final one included
@@ -199,7 +201,14 @@ class StreamGuard:
         self._since_scan += len(delta)
         if self._blocked is not None:
             return GuardStep("", self._blocked)
-        if self._since_scan < max(self._every, self._held_excess):
+        # Until the first text has left, scan every few characters once the answer outgrows the hold-back,
+        # so that the first text leaves after about `holdback_chars`, not `holdback_chars + scan_every_chars`
+        # (time to first token); then back to the regular rhythm.
+        if not self._opened and self._holdback < self._len <= self._holdback + 2 * self._every:
+            need = min(self._every, _OPENING_STEP)  # bounded: at most 2 * every / step extra scans
+        else:
+            need = max(self._every, self._held_excess)
+        if self._since_scan < need:
             return GuardStep("")
         # Rule 1: the window starts `context_chars` before the release point.
         w0 = max(0, self._released_upto - self._context)
@@ -214,6 +223,7 @@ class StreamGuard:
         spans = redacted_spans(window, result)  # window offsets
         end = self._boundary(window, w0, self._len - self._holdback, spans)
         released = self._release(window, w0, end, spans)
+        self._opened = self._opened or bool(released)
         self._held_excess = max(0, self._len - self._released_upto - self._holdback)
         return GuardStep(released, None, [result])
 
