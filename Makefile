@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BARTIZAN := $(VENV)/bin/bartizan
 
-.PHONY: install test run bench lint clean
+.PHONY: install services test run scan bench lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,11 +14,21 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-test: install
+# PostgreSQL (audit trail) and Redis (shared rate limits) for the tests: started only where nothing answers
+services:
+	bash .ci/services.sh
+
+test: install services
 	$(PY) -m pytest -q
 
-# The main job on the embedded default: scan a batch of example prompts with the built-in policy.
+# The main job on the embedded default: the gateway on http://127.0.0.1:8080/v1 with the built-in policy, the
+# SQLite audit trail (./bartizan-audit.db) and the built-in demo upstream, unless BARTIZAN_UPSTREAM_URL names a
+# model server. Anonymous access is on for this local demo only; production configs list API keys.
 run: install
+	$(BARTIZAN) serve --allow-anonymous $(if $(BARTIZAN_UPSTREAM_URL),,--upstream demo)
+
+# Scan a batch of example prompts with the built-in policy (no server).
+scan: install
 	$(BARTIZAN) scan --input examples/prompts.jsonl --output - --no-progress || [ $$? -ge 10 ]
 
 bench: install

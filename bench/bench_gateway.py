@@ -161,7 +161,8 @@ def main() -> None:
     (dp, dt, dtot), (gp, gt, gtot) = rows["direct to the model"], rows["through bartizan"]
     print(
         f"added by bartizan: plain p50 +{pct(gp, 0.5) - pct(dp, 0.5):.2f} ms (x{pct(gp, 0.5) / pct(dp, 0.5):.2f}), "
-        f"TTFT p50 +{pct(gt, 0.5) - pct(dt, 0.5):.1f} ms, whole stream p50 +{statistics.median(gtot) - statistics.median(dtot):.1f} ms"
+        f"TTFT p50 +{pct(gt, 0.5) - pct(dt, 0.5):.1f} ms, "
+        f"whole stream p50 +{statistics.median(gtot) - statistics.median(dtot):.1f} ms"
     )
 
 

@@ -298,7 +298,9 @@ def test_audit_trail_records_decisions_without_raw_text(tmp_path: Path) -> None:
 
 
 def test_a_value_the_model_writes_never_comes_back_as_the_users(tmp_path: Path) -> None:
-    script = DemoScript(rules=[DemoRule(reply_text="I wrote to [EMAIL_1] and to ops@corp.example.", stream_chunk_chars=5)])
+    script = DemoScript(
+        rules=[DemoRule(reply_text="I wrote to [EMAIL_1] and to ops@corp.example.", stream_chunk_chars=5)]
+    )
     with running(tmp_path, script) as (client, _gw, _demo, _):
         ask = [{"role": "user", "content": f"mail {EMAIL}"}]
         out = client.chat.completions.create(model="demo-echo", messages=ask)  # type: ignore[arg-type]
@@ -309,3 +311,22 @@ def test_a_value_the_model_writes_never_comes_back_as_the_users(tmp_path: Path) 
         )
     for text in (out.choices[0].message.content, streamed):
         assert text == f"I wrote to {EMAIL} and to [EMAIL_2]."
+
+
+def test_opentelemetry_spans_name_the_decision_not_the_text(tmp_path: Path) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with running(tmp_path, otel=True) as (client, gw, _demo, _):
+        gw.tracer = provider.get_tracer("test")  # the process-global provider stays untouched
+        with pytest.raises(openai.BadRequestError):
+            client.chat.completions.create(model="demo-echo", messages=[{"role": "user", "content": INJECTION}])
+    spans = exporter.get_finished_spans()
+    assert [s.name for s in spans] == ["bartizan.scan"]
+    attrs = dict(spans[0].attributes or {})
+    assert attrs["bartizan.verdict"] == "block" and attrs["direction"] == "input"
+    assert INJECTION not in repr(attrs)

@@ -42,7 +42,8 @@ def _wait(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> Non
 def test_serve_demo_answers_logs_json_and_drains_streams_on_sigterm(tmp_path: Path) -> None:
     script = tmp_path / "demo.yaml"
     script.write_text(
-        "rules:\n  - when_contains: slow\n    reply_text: 'one two three four five six'\n    stream_chunk_chars: 4\n    chunk_delay_s: 0.15\n"
+        "rules:\n  - when_contains: slow\n    reply_text: 'one two three four five six'\n"
+        "    stream_chunk_chars: 4\n    chunk_delay_s: 0.15\n"
     )
     port = _free_port()
     env = {**os.environ, "BARTIZAN_AUDIT_URL": f"sqlite:///{tmp_path / 'a.db'}"}

@@ -6,6 +6,7 @@ Exit codes (stable, documented in the README):
   2  usage error                12 blocked
   3  input error (unreadable, binary, invalid UTF-8, malformed lines)
   4  invalid policy or configuration
+  5  audit trail tampered (`bartizan audit verify`)
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bartizan",
         description="Security toolkit for LLM applications and agents.",
-        epilog="Exit codes: 0 allow, 10 flag, 11 redact, 12 block, 2 usage, 3 input error, 4 bad policy, 1 internal.",
+        epilog="Exit codes: 0 allow, 10 flag, 11 redact, 12 block, 2 usage, 3 input error, 4 bad policy or config, "
+        "5 audit trail tampered, 1 internal.",
     )
     parser.add_argument("--version", action="version", version=f"bartizan {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

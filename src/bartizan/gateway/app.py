@@ -87,6 +87,19 @@ class Gateway:
         self.audit = AsyncAuditWriter(self.store)
         self.limiter: RateLimiter = build_rate_limiter(config.redis_url)
         self.draining = False
+        self.tracer: Any = None
+        if config.otel:
+            # OpenTelemetry is optional (the `otel` extra); the exporter is the operator's: whatever tracer
+            # provider the process configured (OTEL_* environment, or code that embeds the gateway).
+            from opentelemetry import trace
+
+            self.tracer = trace.get_tracer("bartizan.gateway")
+
+    def span(self, name: str, **attributes: Any) -> contextlib.AbstractContextManager[Any]:
+        """A trace span when tracing is on, else a no-op. Attributes are ids and verdicts, never text."""
+        if self.tracer is None:
+            return contextlib.nullcontext()
+        return self.tracer.start_as_current_span(name, attributes=attributes)
 
     # --- admission ------------------------------------------------------------------------------------
     async def admit(self, request: Request, route: str) -> Ctx | Response:
@@ -136,7 +149,12 @@ class Gateway:
     # --- scanning, audit, metrics ----------------------------------------------------------------------
     async def inspect(self, ctx: Ctx, direction: str, surfaces: list[Surface]) -> Inspection:
         t = ctx.tenant
-        result = await inspect(t.firewall, t.cache, surfaces)
+        with self.span("bartizan.scan", request_id=ctx.request_id, tenant=t.name, direction=direction) as span:
+            result = await inspect(t.firewall, t.cache, surfaces)
+            if span is not None:
+                span.set_attribute("bartizan.verdict", result.verdict.value)
+                span.set_attribute("bartizan.surfaces", len(surfaces))
+                span.set_attribute("bartizan.findings", sorted({f["id"] for f in result.findings()}))
         self.metrics.record(direction, result)
         await self.record(ctx, direction, result, capture="\n".join(s.text for s in surfaces))
         return result
