@@ -22,10 +22,11 @@ test: install services
 	$(PY) -m pytest -q
 
 # The main job on the embedded default: the gateway on http://127.0.0.1:8080/v1 with the built-in policy, the
-# SQLite audit trail (./bartizan-audit.db) and the built-in demo upstream, unless BARTIZAN_UPSTREAM_URL names a
-# model server. Anonymous access is on for this local demo only; production configs list API keys.
+# SQLite audit trail under $BARTIZAN_HOME (default ~/.local/share/bartizan) and the built-in demo upstream, unless
+# BARTIZAN_UPSTREAM_URL names a model server. With the demo upstream and no keys, it listens on loopback only
+# and takes the API key "demo"; production configs list hashed keys (bartizan serve --new-key TENANT).
 run: install
-	$(BARTIZAN) serve --allow-anonymous $(if $(BARTIZAN_UPSTREAM_URL),,--upstream demo)
+	$(BARTIZAN) serve $(if $(BARTIZAN_UPSTREAM_URL),,--upstream demo)
 
 # Scan a batch of example prompts with the built-in policy (no server).
 scan: install

@@ -15,7 +15,7 @@ from openai import OpenAI
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--base-url", default="http://127.0.0.1:8080/v1")
-    ap.add_argument("--api-key", default="local-demo")
+    ap.add_argument("--api-key", default="demo")
     ap.add_argument("--model", default="demo-echo")
     args = ap.parse_args()
     client = OpenAI(base_url=args.base_url, api_key=args.api_key, max_retries=0)

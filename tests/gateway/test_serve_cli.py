@@ -46,7 +46,7 @@ def test_serve_demo_answers_logs_json_and_drains_streams_on_sigterm(tmp_path: Pa
         "    stream_chunk_chars: 4\n    chunk_delay_s: 0.15\n"
     )
     port = _free_port()
-    env = {**os.environ, "BARTIZAN_AUDIT_URL": f"sqlite:///{tmp_path / 'a.db'}"}
+    env = {**os.environ, "BARTIZAN_HOME": str(tmp_path / "home")}
     cmd = [
         sys.executable,
         "-m",
@@ -54,7 +54,6 @@ def test_serve_demo_answers_logs_json_and_drains_streams_on_sigterm(tmp_path: Pa
         "serve",
         "--upstream",
         "demo",
-        "--allow-anonymous",
         "--port",
         str(port),
         "--demo-script",
@@ -64,7 +63,7 @@ def test_serve_demo_answers_logs_json_and_drains_streams_on_sigterm(tmp_path: Pa
     try:
         base = f"http://127.0.0.1:{port}"
         _wait(f"{base}/readyz", proc)
-        client = OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0)
+        client = OpenAI(base_url=f"{base}/v1", api_key="demo", max_retries=0)
         out = client.chat.completions.create(
             model="demo-echo", messages=[{"role": "user", "content": "mail jo@example.com"}]
         )
@@ -94,15 +93,38 @@ def test_serve_demo_answers_logs_json_and_drains_streams_on_sigterm(tmp_path: Pa
     records = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
     assert any(r.get("msg") == "decision" and r.get("verdict") == "redact" for r in records)
     assert "jo@example.com" not in logs
-    store = AuditStore(f"sqlite:///{tmp_path / 'a.db'}")
+    home = tmp_path / "home"
+    store = AuditStore(f"sqlite:///{home / 'audit.db'}")
     report = store.verify()
     assert report.ok and report.rows >= 4  # both requests, input and output: the queue was drained at shutdown
     store.close()
+    assert "decision" in (home / "logs" / "gateway.log").read_text()
+    verify = subprocess.run(
+        [sys.executable, "-m", "bartizan.cli.main", "audit", "verify"], env=env, capture_output=True, text=True
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
-def test_serve_refuses_without_keys_and_mints_keys(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["serve", "--upstream", "demo", "--check"]) == 4
+def test_serve_demo_mode_keys_and_minting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BARTIZAN_HOME", str(tmp_path))
+    # a real upstream and no key: refused
+    assert main(["serve", "--upstream", "http://127.0.0.1:9/v1", "--check"]) == 4
     assert "no API keys" in capsys.readouterr().err
+    # the demo upstream and no key: demo mode, loopback only, key "demo"
+    assert main(["serve", "--upstream", "demo", "--host", "0.0.0.0", "--check"]  # noqa: S104 - demo mode must refuse it) == 0
+    out = capsys.readouterr().out
+    assert "binding 127.0.0.1" in out and "'demo'" in out
+    # a minted key is stored hashed in the home directory and then required
     assert main(["serve", "--new-key", "acme"]) == 0
     out = capsys.readouterr().out
-    assert "bzk_" in out and "tenant: acme" in out
+    key = out.split("store it now): ")[1].split()[0]
+    stored = (tmp_path / "keys.yaml").read_text()
+    assert key.startswith("bzk_") and key not in stored and "tenant: acme" in stored
+    assert main(["serve", "--new-key", "acme"]) == 2  # the same key id twice
+    capsys.readouterr()
+    cfg = tmp_path / "gw.yaml"
+    cfg.write_text("tenants:\n  default: {}\n  acme: {}\n")
+    assert main(["serve", "--config", str(cfg), "--check"]) == 0
+    assert "1 key(s)" in capsys.readouterr().out

@@ -4,8 +4,9 @@
     bartizan audit tail --url URL [-n 20] [--tenant T] [--json]         newest rows first, never any captured text
     bartizan audit keygen                                               a new base64 256-bit key (capture or chain)
 
-`--url` defaults to $BARTIZAN_AUDIT_URL. Keys are read from environment variables, never from the command line,
-so they do not end up in shell history or process listings.
+`--url` defaults to $BARTIZAN_AUDIT_URL, else the embedded trail in the home directory (`bartizan.home`).
+Keys are read from environment variables, never from the command line, so they do not end up in shell history
+or process listings.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 from typing import Any
 
 from bartizan.cli.exitcodes import INPUT_ERROR, OK, USAGE_ERROR
+from bartizan.home import default_audit_url
 
 TAMPERED = 5
 
@@ -24,7 +26,7 @@ TAMPERED = 5
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("audit", help="verify and read the gateway's audit trail")
     s = p.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
-    default_url = os.environ.get("BARTIZAN_AUDIT_URL")
+    default_url = os.environ.get("BARTIZAN_AUDIT_URL") or default_audit_url()
 
     v = s.add_parser("verify", help="check the hash chain (exit 5 when rows were edited, deleted or reordered)")
     v.add_argument("--url", default=default_url, required=default_url is None, help="database URL")

@@ -40,10 +40,14 @@ def run(args: argparse.Namespace) -> int:
     from bartizan.schema import SchemaError
 
     if args.new_key:
-        from bartizan.gateway.keys import main_keygen
+        from bartizan.gateway.embedded import mint_key
 
-        key, snippet = main_keygen(args.new_key, args.key_id or f"{args.new_key}-key")
-        print(f"API key (shown once, store it now): {key}\nAdd to the gateway config:\n{snippet}")
+        try:
+            key, path = mint_key(args.new_key, args.key_id or f"{args.new_key}-key")
+        except ValueError as exc:
+            print(f"bartizan: {exc}", file=sys.stderr)
+            return USAGE_ERROR
+        print(f"API key for tenant {args.new_key!r} (shown once, store it now): {key}\nIts sha256 is in {path}.")
         return OK
     env = dict(os.environ)
     if args.upstream:
@@ -56,8 +60,10 @@ def run(args: argparse.Namespace) -> int:
         env["BARTIZAN_AUDIT_URL"] = args.audit_url
     if args.allow_anonymous:
         env["BARTIZAN_ALLOW_ANONYMOUS"] = "1"
+    from bartizan.gateway.embedded import apply_embedded_defaults
+
     try:
-        config = load_gateway_config(args.config, env)
+        config, notes = apply_embedded_defaults(load_gateway_config(args.config, env), env)
     except SchemaError as exc:
         print(f"bartizan: invalid gateway configuration:\n{exc}", file=sys.stderr)
         return POLICY_ERROR
@@ -69,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
         return POLICY_ERROR
     if args.check:
         print(f"gateway configuration ok: {len(config.tenants)} tenant(s), {len(config.keys)} key(s)")
+        for note in notes:
+            print(f"  {note}")
         return OK
     demo = None
     if args.demo_script:
@@ -77,5 +85,5 @@ def run(args: argparse.Namespace) -> int:
         demo = DemoUpstream(DemoScript.load(args.demo_script))
     from bartizan.gateway.server import serve
 
-    serve(config, demo=demo)
+    serve(config, demo=demo, notes=notes)
     return OK

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -33,6 +34,7 @@ from bartizan.gateway.metrics import GatewayMetrics
 from bartizan.gateway.ratelimit import RateLimiter, build_rate_limiter
 from bartizan.gateway.surfaces import Surface, embeddings_request
 from bartizan.gateway.upstream import Upstream, UpstreamError
+from bartizan.home import default_audit_url
 from bartizan.pipeline import Firewall
 from bartizan.policy.loader import load_policy
 from bartizan.types import Verdict
@@ -80,7 +82,7 @@ class Gateway:
             demo_app = self.demo.app() if (self.demo is not None and tc.upstream.url == "demo") else None
             self.tenants[name] = Tenant(name, tc, fw, ScanCache(), Upstream(tc.upstream, demo_app))
         self.store = audit_store or AuditStore(
-            config.audit.url,
+            config.audit.url or default_audit_url(create=True),
             capture_key=env_key(config.audit.capture_key_env) if config.audit.capture_prompts else None,
             chain_key=env_key(config.audit.chain_key_env),
         )
@@ -99,7 +101,8 @@ class Gateway:
         """A trace span when tracing is on, else a no-op. Attributes are ids and verdicts, never text."""
         if self.tracer is None:
             return contextlib.nullcontext()
-        return self.tracer.start_as_current_span(name, attributes=attributes)
+        span: contextlib.AbstractContextManager[Any] = self.tracer.start_as_current_span(name, attributes=attributes)
+        return span
 
     # --- admission ------------------------------------------------------------------------------------
     async def admit(self, request: Request, route: str) -> Ctx | Response:
@@ -129,6 +132,9 @@ class Gateway:
         return Ctx(request_id, tenant, key_id, route, time.perf_counter())
 
     async def read_json(self, request: Request) -> dict[str, Any] | Response:
+        ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if ctype != "application/json":
+            return replies.error(415, "Content-Type must be application/json.", code="unsupported_media_type")
         raw = await request.body()
         if len(raw) > self.config.max_body_bytes:
             return replies.error(413, f"Request body over {self.config.max_body_bytes} bytes.", code="body_too_large")
@@ -193,10 +199,29 @@ class Gateway:
         self.metrics.request_seconds.labels(ctx.route).observe(time.perf_counter() - ctx.t0)
         return response
 
-    def upstream_failed(self, ctx: Ctx, exc: UpstreamError) -> Response:
+    async def upstream_failed(self, ctx: Ctx, exc: UpstreamError) -> Response:
         message = ctx.tenant.upstream.scrub(str(exc))
         status = exc.status if 400 <= exc.status < 600 else 502
+        await self.record_error(ctx, "output", message)
         return replies.error(status, message, type_="upstream_error", code="upstream_error")
+
+    async def record_error(self, ctx: Ctx, direction: str, reason: str) -> None:
+        """Record a request that ended without a verdict on the answer (upstream down, stream cut)."""
+        rec = AuditRecord(
+            request_id=ctx.request_id,
+            tenant=ctx.tenant.name,
+            route=ctx.route,
+            direction=direction,
+            verdict="error",
+            findings=(),
+            detector_latency_ms={},
+            policy_hash=ctx.tenant.firewall.policy_hash,
+            extra={"key_id": ctx.key_id, "error": reason[:200]},
+        )
+        await self.audit.write(rec)
+        log.warning(
+            "upstream error", extra={"request_id": ctx.request_id, "tenant": ctx.tenant.name, "error": reason[:200]}
+        )
 
     # --- small routes ----------------------------------------------------------------------------------
     async def models(self, request: Request) -> Response:
@@ -206,7 +231,7 @@ class Gateway:
         try:
             status, data = await ctx.tenant.upstream.request_json("GET", "/models")
         except UpstreamError as exc:
-            return self.finish(ctx, self.upstream_failed(ctx, exc))
+            return self.finish(ctx, await self.upstream_failed(ctx, exc))
         allowed = ctx.tenant.config.models
         if status < 400 and allowed is not None and isinstance(data, dict) and isinstance(data.get("data"), list):
             data["data"] = [m for m in data["data"] if isinstance(m, dict) and m.get("id") in allowed]
@@ -228,7 +253,7 @@ class Gateway:
         try:
             status, data = await ctx.tenant.upstream.request_json("POST", "/embeddings", body)
         except UpstreamError as exc:
-            return self.finish(ctx, self.upstream_failed(ctx, exc))
+            return self.finish(ctx, await self.upstream_failed(ctx, exc))
         return self.finish(ctx, JSONResponse(data, status_code=status))
 
     async def healthz(self, request: Request) -> Response:
@@ -279,7 +304,25 @@ class Gateway:
             Route("/readyz", self.readyz, methods=["GET"]),
             Route("/metrics", self.prometheus, methods=["GET"]),
         ]
-        return Starlette(routes=routes, lifespan=self.lifespan)
+        return Starlette(
+            routes=routes,
+            lifespan=self.lifespan,
+            exception_handlers={HTTPException: http_error, Exception: internal_error},
+        )
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Unknown routes, wrong methods and other HTTP errors, in the OpenAI error shape."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    code = {404: "unknown_route", 405: "method_not_allowed"}.get(status, "http_error")
+    detail = exc.detail if isinstance(exc, HTTPException) else "error"
+    return replies.error(status, f"{request.method} {request.url.path}: {detail}", code=code)
+
+
+async def internal_error(request: Request, exc: Exception) -> Response:
+    """A bug in the gateway answers 500 in the API's shape and says nothing about the request's content."""
+    log.error("internal error", extra={"route": request.url.path, "exc_type": type(exc).__name__})
+    return replies.error(500, "Internal error in the bartizan gateway.", type_="server_error", code="internal_error")
 
 
 def env_key(name: str | None) -> bytes | None:

@@ -74,10 +74,13 @@ async def chat_completions(gw: Gateway, request: Request) -> Response:
     try:
         status, data = await ctx.tenant.upstream.request_json("POST", "/chat/completions", body)
     except UpstreamError as exc:
-        return gw.finish(ctx, gw.upstream_failed(ctx, exc))
+        return gw.finish(ctx, await gw.upstream_failed(ctx, exc))
     if status >= 400 or not isinstance(data, dict):
         text = ctx.tenant.upstream.scrub(json.dumps(data))
-        return gw.finish(ctx, Response(text, status_code=status, media_type="application/json"))
+        await gw.record_error(ctx, "output", f"upstream answered {status}")
+        return gw.finish(
+            ctx, Response(text, status_code=status if status >= 400 else 502, media_type="application/json")
+        )
     answer = await gw.inspect(ctx, "output", chat_response(data))
     if answer.verdict is Verdict.BLOCK:
         return gw.finish(ctx, blocked_reply(gw, ctx, answer, "output", body, False))
@@ -123,8 +126,10 @@ async def stream_chat(gw: Gateway, ctx: Ctx, body: dict[str, Any], mapping: dict
     first = True
     status = "200"
     try:
+        done = False
         async for _event, data in t.upstream.stream("/chat/completions", body):
             if data.strip() == "[DONE]":
+                done = True
                 break
             try:
                 chunk = json.loads(data)
@@ -138,8 +143,9 @@ async def stream_chat(gw: Gateway, ctx: Ctx, body: dict[str, Any], mapping: dict
                 return
             if isinstance(chunk.get("error"), dict):
                 msg = t.upstream.scrub(str(chunk["error"].get("message", "upstream error")))
-                yield replies.sse(replies.error_body(msg, "upstream_error", "upstream_error"))
                 status = "502"
+                await gw.record_error(ctx, "output", msg)
+                yield replies.sse(replies.error_body(msg, "upstream_error", "upstream_error"))
                 return
             meta.update({k: chunk[k] for k in ("id", "created", "model", "system_fingerprint") if k in chunk})
             if chunk.get("usage"):
@@ -173,6 +179,13 @@ async def stream_chat(gw: Gateway, ctx: Ctx, body: dict[str, Any], mapping: dict
                     slot["function"]["arguments"] += fn.get("arguments") or ""
                 if choice.get("finish_reason"):
                     finish_reason = choice["finish_reason"]
+        if not done and finish_reason is None:  # the upstream hung up mid-answer: the held text stays held
+            status = "502"
+            await gw.record_error(ctx, "output", "upstream stream ended before the answer was complete")
+            yield replies.sse(
+                replies.error_body("The upstream stream ended early.", "upstream_error", "upstream_error")
+            )
+            return
         step = await asyncio.to_thread(guard.finish)
         if step.blocked is not None:
             status = "400"
@@ -206,6 +219,7 @@ async def stream_chat(gw: Gateway, ctx: Ctx, body: dict[str, Any], mapping: dict
         yield replies.sse("[DONE]")
     except UpstreamError as exc:
         status = str(exc.status)
+        await gw.record_error(ctx, "output", t.upstream.scrub(str(exc)))
         yield replies.sse(replies.error_body(t.upstream.scrub(str(exc)), "upstream_error", "upstream_error"))
     finally:
         gw.metrics.requests.labels(ROUTE, t.name, status).inc()

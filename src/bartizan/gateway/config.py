@@ -126,15 +126,15 @@ class StreamConfig(_Model):
 
 
 class AuditConfig(_Model):
-    url: str = "sqlite:///bartizan-audit.db"
+    url: str | None = None  # None: SQLite in the home directory (`bartizan.home`)
     capture_prompts: bool = False
     capture_key_env: str | None = None  # env var with the base64 AES-256 key for captured text
     chain_key_env: str | None = None  # env var with the HMAC key of the hash chain
 
     @field_validator("url")
     @classmethod
-    def _url(cls, v: str) -> str:
-        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*://\S*", v):
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*://\S*", v):
             raise ValueError("must be a database URL such as sqlite:///bartizan-audit.db or postgresql://...")
         return v
 

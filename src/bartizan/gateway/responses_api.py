@@ -66,11 +66,11 @@ async def responses(gw: Gateway, request: Request) -> Response:
     try:
         status, data = await ctx.tenant.upstream.request_json("POST", "/responses", body)
     except UpstreamError as exc:
-        return gw.finish(ctx, gw.upstream_failed(ctx, exc))
+        return gw.finish(ctx, await gw.upstream_failed(ctx, exc))
     if status >= 400 or not isinstance(data, dict):
-        return gw.finish(
-            ctx, Response(ctx.tenant.upstream.scrub(json.dumps(data)), status, media_type="application/json")
-        )
+        await gw.record_error(ctx, "output", f"upstream answered {status}")
+        body_text = ctx.tenant.upstream.scrub(json.dumps(data))
+        return gw.finish(ctx, Response(body_text, status if status >= 400 else 502, media_type="application/json"))
     answer = await gw.inspect(ctx, "output", responses_output(data))
     if answer.verdict is Verdict.BLOCK:
         return gw.finish(ctx, _blocked_reply(ctx, answer, body, False, "output"))
@@ -161,8 +161,9 @@ async def stream_responses(
                 )
                 return
             kind = event.get("type", "")
-            if kind == "error":
+            if kind in ("error", "response.failed"):
                 status = "502"
+                await gw.record_error(ctx, "output", "upstream error event")
                 yield emit(
                     {
                         "type": "error",
@@ -193,6 +194,19 @@ async def stream_responses(
             else:
                 yield emit(event)
         # the end: release what the guards hold, then scan function calls and rewrite the held events
+        final_kinds = ("response.completed", "response.incomplete")
+        if not any(e.get("type") in final_kinds for e in held):  # the upstream hung up mid-answer
+            status = "502"
+            await gw.record_error(ctx, "output", "upstream stream ended before the answer was complete")
+            yield emit(
+                {
+                    "type": "error",
+                    "code": "upstream_error",
+                    "message": "The upstream stream ended early.",
+                    "param": None,
+                }
+            )
+            return
         for key, guard in guards.items():
             step = await asyncio.to_thread(guard.finish)
             if step.blocked is not None:
@@ -245,6 +259,7 @@ async def stream_responses(
             yield emit(event)
     except UpstreamError as exc:
         status = str(exc.status)
+        await gw.record_error(ctx, "output", t.upstream.scrub(str(exc)))
         yield emit({"type": "error", "code": "upstream_error", "message": t.upstream.scrub(str(exc)), "param": None})
     finally:
         gw.metrics.requests.labels(ROUTE, t.name, status).inc()

@@ -10,9 +10,13 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Sequence
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
 from typing import Any
 
 from bartizan.gateway.config import GatewayConfig
+from bartizan.home import home_dir
 
 _STD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {"message", "asctime"}
 
@@ -33,18 +37,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str, ensure_ascii=False)
 
 
-def configure_logging(config: GatewayConfig) -> None:
+def configure_logging(config: GatewayConfig, log_dir: Path | None = None) -> None:
+    """JSON (or plain) lines on stderr and, when `log_dir` is given, in a rotating ``gateway.log`` there."""
     logger = logging.getLogger("bartizan")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        JsonFormatter() if config.log_json else logging.Formatter("%(levelname)s %(name)s %(message)s")
-    )
-    logger.handlers[:] = [handler]
+    fmt = JsonFormatter() if config.log_json else logging.Formatter("%(levelname)s %(name)s %(message)s")
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_dir is not None:
+        log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        handlers.append(RotatingFileHandler(log_dir / "gateway.log", maxBytes=10_000_000, backupCount=5))
+    for h in handlers:
+        h.setFormatter(fmt)
+    logger.handlers[:] = handlers
     logger.setLevel(config.log_level.upper())
     logger.propagate = False
 
 
-def serve(config: GatewayConfig, *, demo: Any | None = None, graceful_s: int = 30) -> None:
+def serve(config: GatewayConfig, *, demo: Any | None = None, graceful_s: int = 30, notes: Sequence[str] = ()) -> None:
     """Build the gateway (policies, models and rate limiter load now) and serve until SIGINT/SIGTERM.
 
     On a signal uvicorn stops accepting connections and waits up to `graceful_s` for in-flight requests,
@@ -53,7 +61,7 @@ def serve(config: GatewayConfig, *, demo: Any | None = None, graceful_s: int = 3
 
     from bartizan.gateway.app import Gateway
 
-    configure_logging(config)
+    configure_logging(config, home_dir(create=True) / "logs")
     gateway = Gateway(config, demo=demo)
     log = logging.getLogger("bartizan.gateway")
     log.info(
@@ -62,10 +70,12 @@ def serve(config: GatewayConfig, *, demo: Any | None = None, graceful_s: int = 3
             "host": config.host,
             "port": config.port,
             "tenants": sorted(gateway.tenants),
-            "audit": config.audit.url.split("://", 1)[0],
+            "audit": (config.audit.url or "sqlite://").split("://", 1)[0],
             "rate_limits": "redis" if config.redis_url else "per-process",
         },
     )
+    for note in notes:
+        log.info(note)
     uvicorn.run(
         gateway.app(),
         host=config.host,

@@ -49,6 +49,8 @@ class Upstream:
     async def request_json(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
         try:
             resp = await self.client.request(method, path, json=body)
+        except httpx.TimeoutException as exc:
+            raise UpstreamError(f"upstream timed out ({type(exc).__name__})", status=504) from None
         except httpx.HTTPError as exc:
             raise UpstreamError(f"upstream unreachable ({type(exc).__name__})") from None
         try:
@@ -77,6 +79,8 @@ class Upstream:
                         event = line[6:].strip()
                 if data:
                     yield event, "\n".join(data)
+        except httpx.TimeoutException as exc:
+            raise UpstreamError(f"upstream stream timed out ({type(exc).__name__})", status=504) from None
         except httpx.HTTPError as exc:
             raise UpstreamError(f"upstream stream failed ({type(exc).__name__})") from None
 
