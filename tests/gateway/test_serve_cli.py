@@ -113,7 +113,8 @@ def test_serve_demo_mode_keys_and_minting(
     assert main(["serve", "--upstream", "http://127.0.0.1:9/v1", "--check"]) == 4
     assert "no API keys" in capsys.readouterr().err
     # the demo upstream and no key: demo mode, loopback only, key "demo"
-    assert main(["serve", "--upstream", "demo", "--host", "0.0.0.0", "--check"]  # noqa: S104 - demo mode must refuse it) == 0
+    everywhere = "0.0.0.0"  # noqa: S104 - demo mode must refuse to bind it
+    assert main(["serve", "--upstream", "demo", "--host", everywhere, "--check"]) == 0
     out = capsys.readouterr().out
     assert "binding 127.0.0.1" in out and "'demo'" in out
     # a minted key is stored hashed in the home directory and then required
