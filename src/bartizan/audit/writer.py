@@ -45,17 +45,27 @@ class AsyncAuditWriter:
     def pending(self) -> int:
         return self._pending
 
-    async def write(self, record: AuditRecord) -> None:
-        """Enqueue a record; raises AuditUnavailable when the queue is full or the writer is closed."""
+    async def write(self, record: AuditRecord, max_wait_s: float = 5.0) -> None:
+        """Enqueue a record. A full queue is back-pressure: wait (without blocking the event loop) up to
+        `max_wait_s` for room, so that requests slow down to what the database can record rather than go
+        unrecorded; then raise AuditUnavailable. Also raises it when the writer is closed."""
         prepared = self.store.prepare(record)  # ValueError here, to the caller, for unstorable values
-        with self._cond:
-            if self._closed:
-                raise AuditUnavailable("the audit writer is closed")
-            try:
-                self._queue.put_nowait(prepared)
-            except queue.Full:
-                raise AuditUnavailable(f"the audit queue is full ({self._queue.maxsize} records)") from None
-            self._pending += 1
+        deadline: float | None = None
+        while True:
+            with self._cond:
+                if self._closed:
+                    raise AuditUnavailable("the audit writer is closed")
+                try:
+                    self._queue.put_nowait(prepared)
+                    self._pending += 1
+                    return
+                except queue.Full:
+                    pass
+            now = time.monotonic()
+            deadline = deadline if deadline is not None else now + max_wait_s
+            if now >= deadline:
+                raise AuditUnavailable(f"the audit queue stayed full ({self._queue.maxsize} records)")
+            await asyncio.sleep(0.002)
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait until every record enqueued so far is written (or dropped); TimeoutError after `timeout`."""

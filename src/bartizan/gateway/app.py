@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bartizan.audit import AsyncAuditWriter, AuditRecord, AuditStore
+from bartizan.audit import AsyncAuditWriter, AuditRecord, AuditStore, AuditUnavailable
 from bartizan.gateway import replies
 from bartizan.gateway.config import GatewayConfig, TenantConfig
 from bartizan.gateway.inspection import Inspection, ScanCache, apply_redactions, inspect
@@ -79,14 +79,14 @@ class Gateway:
         self.tenants: dict[str, Tenant] = {}
         for name, tc in config.tenants.items():
             fw = Firewall(load_policy(tc.policy))  # builds and warms every detector now, not on the first request
-            demo_app = self.demo.app() if (self.demo is not None and tc.upstream.url == "demo") else None
-            self.tenants[name] = Tenant(name, tc, fw, ScanCache(), Upstream(tc.upstream, demo_app))
+            self.tenants[name] = Tenant(name, tc, fw, ScanCache(), Upstream(tc.upstream))
         self.store = audit_store or AuditStore(
             config.audit.url or default_audit_url(create=True),
             capture_key=env_key(config.audit.capture_key_env) if config.audit.capture_prompts else None,
             chain_key=env_key(config.audit.chain_key_env),
         )
         self.audit = AsyncAuditWriter(self.store)
+        self.metrics.watch_audit(lambda: self.audit.pending, lambda: self.audit.written, lambda: self.audit.dropped)
         self.limiter: RateLimiter = build_rate_limiter(config.redis_url)
         self.draining = False
         self.tracer: Any = None
@@ -276,6 +276,15 @@ class Gateway:
     # --- lifecycle -------------------------------------------------------------------------------------
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        demo_server = None
+        if self.demo is not None and any(t.config.upstream.url == "demo" for t in self.tenants.values()):
+            from bartizan.gateway.demo_server import DemoServer
+
+            demo_server = DemoServer(self.demo.app())
+            url = await demo_server.start()
+            for t in self.tenants.values():
+                if t.config.upstream.url == "demo":
+                    t.upstream.base = url
         try:
             yield
         finally:
@@ -284,6 +293,8 @@ class Gateway:
             for t in self.tenants.values():
                 await t.upstream.aclose()
             await self.limiter.close()
+            if demo_server is not None:
+                await demo_server.stop()
 
     def app(self) -> Starlette:
         from bartizan.gateway.chat import chat_completions
@@ -307,7 +318,7 @@ class Gateway:
         return Starlette(
             routes=routes,
             lifespan=self.lifespan,
-            exception_handlers={HTTPException: http_error, Exception: internal_error},
+            exception_handlers={HTTPException: http_error, AuditUnavailable: audit_down, Exception: internal_error},
         )
 
 
@@ -317,6 +328,18 @@ async def http_error(request: Request, exc: Exception) -> Response:
     code = {404: "unknown_route", 405: "method_not_allowed"}.get(status, "http_error")
     detail = exc.detail if isinstance(exc, HTTPException) else "error"
     return replies.error(status, f"{request.method} {request.url.path}: {detail}", code=code)
+
+
+async def audit_down(request: Request, exc: Exception) -> Response:
+    """No decision goes unrecorded: when the audit trail cannot take more, the request fails closed (503)."""
+    log.error("audit unavailable", extra={"route": request.url.path})
+    return replies.error(
+        503,
+        "The audit trail is unavailable; request refused.",
+        type_="server_error",
+        code="audit_unavailable",
+        headers={"retry-after": "1"},
+    )
 
 
 async def internal_error(request: Request, exc: Exception) -> Response:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from collections.abc import Callable
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from bartizan.gateway.inspection import Inspection
 
@@ -56,6 +58,17 @@ class GatewayMetrics:
         self.rate_limited = Counter(
             "bartizan_rate_limited", "Requests refused by a rate limit", ["tenant"], registry=self.registry
         )
+
+    def watch_audit(
+        self, pending: Callable[[], float], written: Callable[[], float], dropped: Callable[[], float]
+    ) -> None:
+        """Gauges read from the audit writer at scrape time."""
+        for name, doc, fn in (
+            ("bartizan_audit_pending", "Audit records queued, not yet committed", pending),
+            ("bartizan_audit_written", "Audit records committed by this process", written),
+            ("bartizan_audit_dropped", "Audit records the database refused", dropped),
+        ):
+            Gauge(name, doc, registry=self.registry).set_function(fn)
 
     def record(self, direction: str, inspection: Inspection) -> None:
         self.verdicts.labels(direction, inspection.verdict.value).inc()
