@@ -18,9 +18,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from bartizan.gateway import replies
-from bartizan.gateway.inspection import Inspection, apply_redactions
+from bartizan.gateway.inspection import INLINE_MAX_CHARS, Inspection, apply_redactions
 from bartizan.gateway.placeholders import PlaceholderRestorer
-from bartizan.gateway.stream_guard import StreamGuard, render_answer
+from bartizan.gateway.stream_guard import GuardStep, StreamGuard, render_answer
 from bartizan.gateway.surfaces import Surface, chat_request, chat_response, set_text
 from bartizan.gateway.upstream import UpstreamError
 from bartizan.types import Role, Verdict
@@ -157,7 +157,7 @@ async def stream_chat(gw: Gateway, ctx: Ctx, body: dict[str, Any], mapping: dict
                         meta | {"choices": [{"index": 0, "delta": {"role": delta["role"], "content": ""}}]}
                     )
                 if delta.get("content"):
-                    step = await asyncio.to_thread(guard.feed, delta["content"])
+                    step = guard.feed(delta["content"])  # a window scan: ~0.2 ms, cheaper than a thread hop
                     if step.blocked is not None:
                         status = "400"
                         yield await _block_event(gw, ctx, guard, step.blocked)
@@ -186,7 +186,7 @@ async def stream_chat(gw: Gateway, ctx: Ctx, body: dict[str, Any], mapping: dict
                 replies.error_body("The upstream stream ended early.", "upstream_error", "upstream_error")
             )
             return
-        step = await asyncio.to_thread(guard.finish)
+        step = await finish_guard(guard)
         if step.blocked is not None:
             status = "400"
             yield await _block_event(gw, ctx, guard, step.blocked)
@@ -224,6 +224,13 @@ async def stream_chat(gw: Gateway, ctx: Ctx, body: dict[str, Any], mapping: dict
     finally:
         gw.metrics.requests.labels(ROUTE, t.name, status).inc()
         gw.metrics.request_seconds.labels(ROUTE).observe(time.perf_counter() - ctx.t0)
+
+
+async def finish_guard(guard: StreamGuard) -> GuardStep:
+    """The guard's final whole-answer scan: inline for short answers, in a worker thread for long ones."""
+    if len(guard.text) <= INLINE_MAX_CHARS:
+        return guard.finish()
+    return await asyncio.to_thread(guard.finish)
 
 
 def _guard_surfaces(guard: StreamGuard) -> list[Surface]:
