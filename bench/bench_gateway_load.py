@@ -125,7 +125,7 @@ def main() -> None:
     gateway = subprocess.Popen(
         [sys.executable, "-m", "bartizan.cli.main", "serve", "--config", str(config), "--port", str(gw_port)],
         env=env,
-        stderr=open(tmp / 'gateway.err', 'w'),  # noqa: SIM115 - kept open for the server's life
+        stderr=open(tmp / "gateway.err", "w"),
     )
     direct, through = f"http://127.0.0.1:{up_port}/v1", f"http://127.0.0.1:{gw_port}/v1"
     print(f"servers: upstream {direct}, gateway {through}; gateway log {tmp / 'gateway.err'}", file=sys.stderr)

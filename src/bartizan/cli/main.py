@@ -7,6 +7,7 @@ Exit codes (stable, documented in the README):
   3  input error (unreadable, binary, invalid UTF-8, malformed lines)
   4  invalid policy or configuration
   5  audit trail tampered (`bartizan audit verify`)
+  6  a policy test failed (`bartizan policy test`)
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bartizan",
         description="Security toolkit for LLM applications and agents.",
         epilog="Exit codes: 0 allow, 10 flag, 11 redact, 12 block, 2 usage, 3 input error, 4 bad policy or config, "
-        "5 audit trail tampered, 1 internal.",
+        "5 audit trail tampered, 6 policy test failed, 1 internal.",
     )
     parser.add_argument("--version", action="version", version=f"bartizan {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

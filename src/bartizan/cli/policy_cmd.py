@@ -1,4 +1,5 @@
-"""`bartizan policy check FILE`: validate a policy file; errors name the line and the key."""
+"""`bartizan policy check FILE`: validate a firewall policy file; errors name the line and the key.
+`bartizan policy test POLICY TESTS`: run an agent policy's unit tests (see `bartizan.cli.agent_policy_cmd`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     check = psub.add_parser("check", help="validate a policy file (default: the built-in policy)")
     check.add_argument("file", nargs="?", help="policy YAML file")
     check.set_defaults(run=run_check)
+    from bartizan.cli.agent_policy_cmd import add_test_parser
+
+    add_test_parser(psub)  # `bartizan policy test AGENT_POLICY TESTS`: codified (Cedar) tool-call policies
 
 
 def run_check(args: argparse.Namespace) -> int:

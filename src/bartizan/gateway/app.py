@@ -80,6 +80,9 @@ class Gateway:
         for name, tc in config.tenants.items():
             fw = Firewall(load_policy(tc.policy))  # builds and warms every detector now, not on the first request
             self.tenants[name] = Tenant(name, tc, fw, ScanCache(), Upstream(tc.upstream))
+        from bartizan.gateway.a2as_stage import build_runtimes
+
+        self.a2as = build_runtimes(self.tenants)  # fails here, at start-up, on a bad certificate/policy/key
         self.store = audit_store or AuditStore(
             config.audit.url or default_audit_url(create=True),
             capture_key=env_key(config.audit.capture_key_env) if config.audit.capture_prompts else None,
@@ -204,6 +207,34 @@ class Gateway:
         status = exc.status if 400 <= exc.status < 600 else 502
         await self.record_error(ctx, "output", message)
         return replies.error(status, message, type_="upstream_error", code="upstream_error")
+
+    async def record_a2as(self, ctx: Ctx, events: list[Any], verdict: str, state: Any | None = None) -> None:
+        """One audit row for the A2AS stages of a request: event names, decisions and rule/policy ids."""
+        runtime = self.a2as.get(ctx.tenant.name)
+        extra: dict[str, Any] = {"key_id": ctx.key_id}
+        if runtime is not None:
+            extra["defense_sha256"] = runtime.defense_sha256
+            extra["policy_sha256"] = runtime.policy.sha256 if runtime.policy is not None else None
+            extra["certificate_digest"] = runtime.certificate.digest if runtime.certificate is not None else None
+        if state is not None:
+            extra["a2as_ms"] = round(state.elapsed_ms, 4)
+            extra["added_chars"] = state.prepared.added_chars
+        findings = tuple(
+            {"detector": "a2as", "category": e.name, "rule_id": e.rule, "evidence": e.decision, "score": 1.0}
+            for e in events
+        )
+        rec = AuditRecord(
+            request_id=ctx.request_id,
+            tenant=ctx.tenant.name,
+            route=ctx.route,
+            direction="tool_call",
+            verdict=verdict,
+            findings=findings,
+            detector_latency_ms={},
+            policy_hash=ctx.tenant.firewall.policy_hash,
+            extra=extra,
+        )
+        await self.audit.write(rec)
 
     async def record_error(self, ctx: Ctx, direction: str, reason: str) -> None:
         """Record a request that ended without a verdict on the answer (upstream down, stream cut)."""

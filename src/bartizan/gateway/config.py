@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from bartizan.gateway.a2as_config import A2ASConfig
 from bartizan.schema import SchemaError, SchemaIssue, YamlDoc, key_path
 
 # Names that end up in logs, metrics labels and Redis keys: keep them to a safe, printable alphabet.
@@ -89,6 +90,7 @@ class TenantConfig(_Model):
     refusal_text: str = "I can't help with that request."
     rate_limit: RateLimit = Field(default_factory=lambda: RateLimit())
     models: list[str] | None = None  # allow-list of model names (None = any)
+    a2as: A2ASConfig | None = None  # A2AS BASIC controls (certificate, policy, boundaries, defense, signatures)
 
     @field_validator("models")
     @classmethod
@@ -300,6 +302,12 @@ def _resolve_policies(cfg: GatewayConfig, base_dir: Path) -> None:
     for tenant in cfg.tenants.values():
         if tenant.policy is not None and not Path(tenant.policy).is_absolute():
             tenant.policy = str((base_dir / tenant.policy).resolve())
+        a = tenant.a2as
+        if a is not None:
+            for key in ("certificate", "policy", "defense_template"):
+                value = getattr(a, key)
+                if value is not None and not Path(value).is_absolute():
+                    setattr(a, key, str((base_dir / value).resolve()))
 
 
 def load_gateway_config_text(

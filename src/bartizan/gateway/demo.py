@@ -12,7 +12,7 @@ import itertools
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
@@ -57,8 +57,10 @@ class DemoToolCall(BaseModel):
 
 
 class DemoRule(BaseModel):
-    """One scripted answer. It matches when `when_contains` (if set) is a substring of the last user message and
-    `model` (if set) equals the requested model. No `reply_text` and no `tool_calls` means "echo"."""
+    """One scripted answer. It matches when `when_contains` (if set) is a substring of the last user message (or,
+    with ``scope: last_message``, of the last message of any role: the model "obeys" whatever it read last, such
+    as an instruction injected into a tool result) and `model` (if set) equals the requested model. No
+    `reply_text` and no `tool_calls` means "echo"."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -69,11 +71,13 @@ class DemoRule(BaseModel):
     model: str | None = None
     chunk_delay_s: float = Field(default=0.0, ge=0.0, le=10.0)  # between streamed pieces (timeout tests)
     error_status: int | None = Field(default=None, ge=400, le=599)  # answer with an OpenAI-style error instead
+    scope: Literal["last_user", "last_message"] = "last_user"
 
-    def matches(self, last_user: str, model: str) -> bool:
+    def matches(self, last_user: str, model: str, last_message: str = "") -> bool:
         if self.model is not None and self.model != model:
             return False
-        return self.when_contains is None or self.when_contains in last_user
+        where = last_message if self.scope == "last_message" else last_user
+        return self.when_contains is None or self.when_contains in where
 
 
 class DemoScript(BaseModel):
@@ -117,8 +121,8 @@ class DemoScript(BaseModel):
             ]
             raise SchemaError(issues) from None
 
-    def pick(self, last_user: str, model: str) -> DemoRule | None:
-        return next((r for r in self.rules if r.matches(last_user, model)), None)
+    def pick(self, last_user: str, model: str, last_message: str = "") -> DemoRule | None:
+        return next((r for r in self.rules if r.matches(last_user, model, last_message)), None)
 
     def model_ids(self) -> list[str]:
         ids = [ECHO_MODEL, *self.models, *(r.model for r in self.rules if r.model)]
@@ -216,6 +220,19 @@ def last_user_text(items: Any) -> str:
     return ""
 
 
+def last_message_text(items: Any) -> str:
+    """The content of the last message or item of any role (a tool result, a function_call_output...)."""
+    if isinstance(items, str):
+        return items
+    for item in reversed(items if isinstance(items, list) else []):
+        if isinstance(item, dict):
+            if "content" in item:
+                return render_content(item.get("content"))
+            if isinstance(item.get("output"), str):
+                return str(item["output"])
+    return ""
+
+
 def words(text: str) -> int:
     """Token usage of the demo model: whitespace-separated words."""
     return len(text.split())
@@ -281,10 +298,12 @@ class DemoUpstream:
         self.received_headers.append({k.lower(): v for k, v in request.headers.items()})
         return body
 
-    def _reply(self, body: dict[str, Any], transcript: str, last_user: str) -> DemoReply | JSONResponse:
+    def _reply(
+        self, body: dict[str, Any], transcript: str, last_user: str, last_message: str = ""
+    ) -> DemoReply | JSONResponse:
         model = body.get("model")
         model = model if isinstance(model, str) and model else ECHO_MODEL
-        rule = self.script.pick(last_user, model) or DemoRule()
+        rule = self.script.pick(last_user, model, last_message) or DemoRule()
         if rule.error_status is not None:
             return _error(rule.error_status, "demo upstream scripted error", "server_error")
         n = next(self._ids)
@@ -318,7 +337,7 @@ class DemoUpstream:
                 raise _BadRequest("'messages' must be a list of message objects", "messages")
         except _BadRequest as exc:
             return _error(400, exc.message, param=exc.param)
-        reply = self._reply(body, render_chat(messages), last_user_text(messages))
+        reply = self._reply(body, render_chat(messages), last_user_text(messages), last_message_text(messages))
         if isinstance(reply, JSONResponse):
             return reply
         if body.get("stream"):
@@ -335,7 +354,8 @@ class DemoUpstream:
                 raise _BadRequest("'input' must be a string or a list of items", "input")
         except _BadRequest as exc:
             return _error(400, exc.message, param=exc.param)
-        reply = self._reply(body, render_responses(input_, body.get("instructions")), last_user_text(input_))
+        transcript = render_responses(input_, body.get("instructions"))
+        reply = self._reply(body, transcript, last_user_text(input_), last_message_text(input_))
         if isinstance(reply, JSONResponse):
             return reply
         if body.get("stream"):

@@ -117,13 +117,23 @@ class _Renderer:
         return "".join(pieces)
 
 
+def users_own(text: str, spans: list[_Redaction], restore: Mapping[str, str] | None) -> list[_Redaction]:
+    """`spans` without those whose text is exactly a value the user sent in this request (a reply to the
+    address the user gave, a tool call that carries it): that is the user's own data going where they
+    asked, and redacting it would break the answer (a mail "to [EMAIL_2]"). Any other value stays redacted."""
+    if not restore:
+        return spans
+    own = set(restore.values())
+    return [sp for sp in spans if text[sp[0] : sp[1]] not in own]
+
+
 def render_answer(text: str, result: ScanResult, restore: Mapping[str, str] | None = None) -> str:
     """A whole (non-streamed) answer as `StreamGuard` would release it: redacted like the stream, then restored.
 
     The caller handles a BLOCK verdict; this only renders. Without `restore` it equals ``result.sanitized``.
     """
     renderer = _Renderer(restore)
-    spans = [(a, b, label, text[a:b]) for a, b, label in redacted_spans(text, result)]
+    spans = [(a, b, label, text[a:b]) for a, b, label in users_own(text, redacted_spans(text, result), restore)]
     return renderer.render(text, spans) + renderer.cut()
 
 
@@ -156,6 +166,7 @@ class StreamGuard:
         self._every = scan_every_chars
         self._context = context_chars
         self._renderer = _Renderer(restore)
+        self._restore = restore
         self._parts: list[str] = []  # the whole answer, joined on demand
         self._len = 0
         # The answer from `_tail_start` on, plus deltas not yet appended: windows are cut from it, so that
@@ -220,7 +231,7 @@ class StreamGuard:
         if result.verdict is Verdict.BLOCK:  # rule 2
             self._blocked = result
             return GuardStep("", result, [result])
-        spans = redacted_spans(window, result)  # window offsets
+        spans = users_own(window, redacted_spans(window, result), self._restore)  # window offsets
         end = self._boundary(window, w0, self._len - self._holdback, spans)
         released = self._release(window, w0, end, spans)
         self._opened = self._opened or bool(released)
@@ -240,7 +251,7 @@ class StreamGuard:
         if result.verdict is Verdict.BLOCK:
             self._blocked = result
             return GuardStep("", result, [result])
-        released = self._release(text, 0, len(text), redacted_spans(text, result))
+        released = self._release(text, 0, len(text), users_own(text, redacted_spans(text, result), self._restore))
         return GuardStep(released + self._renderer.cut(), None, [result])
 
     # --- internals ------------------------------------------------------------------------------------

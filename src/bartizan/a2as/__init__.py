@@ -1,0 +1,1 @@
+"""A2AS BASIC runtime controls: boundaries, authenticated prompts, defenses, codified policies, certificates."""

@@ -1,0 +1,155 @@
+"""BASIC on a chat request and its answer, shared by the gateway and the SDK (one way through).
+
+Request (after the firewall has scanned the unwrapped text): **B** the requested model and the offered
+tools against the certificate (disallowed tools are stripped); **I** the in-context defense block and **C**
+the rendered policy block, injected as one system message at the front; **S** untrusted messages (user, tool,
+retrieved) neutralised and wrapped in keyed boundary tags. Answer: **B/C** every tool call decided by
+`AgentGuard` (certificate, then the Cedar policy); denied calls are removed and the model's message says
+why; the answer text is checked for leaked ``<a2as:`` tags.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from bartizan.a2as.boundaries import Boundaries, find_tag_leak
+from bartizan.a2as.defense import defense_block
+from bartizan.a2as.events import A2ASEvent
+from bartizan.agent.guard import AgentGuard, ToolDecision
+from bartizan.gateway.surfaces import message_role
+from bartizan.types import Role
+
+_KINDS = {Role.USER: "user", Role.TOOL: "tool", Role.RETRIEVED: "tool", Role.AGENT: "agent"}
+
+
+@dataclass
+class Prepared:
+    body: dict[str, Any]
+    events: list[A2ASEvent] = field(default_factory=list)
+    stripped_tools: list[str] = field(default_factory=list)
+    added_chars: int = 0
+    model_denied: bool = False
+
+
+def _text_of(content: Any) -> str | None:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [str(p["text"]) for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
+        return "\n".join(parts) if parts else None
+    return None
+
+
+def prepare_chat(
+    body: dict[str, Any],
+    guard: AgentGuard,
+    *,
+    boundaries: Boundaries | None,
+    defense: bool | str = True,
+    policy_block: bool = True,
+) -> Prepared:
+    """A copy of the chat-completions `body` with BASIC applied (see the module docstring)."""
+    out = copy.deepcopy(body)
+    prep = Prepared(out)
+    model = out.get("model")
+    if isinstance(model, str) and not guard.check_model(model):
+        prep.model_denied = True
+        prep.events.append(A2ASEvent("a2as.cert.model_denied", "deny", rule=model))
+        return prep
+    if isinstance(out.get("tools"), list):
+        kept, stripped = guard.filter_tools(out["tools"])
+        prep.stripped_tools = stripped
+        prep.events += [A2ASEvent("a2as.cert.tool_denied", "strip", rule=name) for name in stripped]
+        if kept:
+            out["tools"] = kept
+        else:
+            out.pop("tools", None)
+            out.pop("tool_choice", None)
+    raw_messages = out.get("messages")
+    messages: list[Any] = raw_messages if isinstance(raw_messages, list) else []
+    before = sum(len(_text_of(m.get("content")) or "") for m in messages if isinstance(m, dict))
+    names: dict[str, str] = {}
+    for m in messages:
+        for call in (m.get("tool_calls") or []) if isinstance(m, dict) else []:
+            fn = call.get("function") or {}
+            if call.get("id") and fn.get("name"):
+                names[call["id"]] = fn["name"]
+    for index, m in enumerate(messages):
+        if not isinstance(m, dict):
+            continue
+        role = message_role(m)
+        if role in (Role.TOOL, Role.RETRIEVED):
+            guard.taint()
+        kind = _KINDS.get(role) if role is not None else None
+        if boundaries is None or kind is None:
+            continue
+        tool_name = names.get(str(m.get("tool_call_id")))
+        content = m.get("content")
+        if isinstance(content, str):
+            m["content"], events = boundaries.wrap(kind, index, content, tool_name=tool_name)
+            prep.events += events
+        elif isinstance(content, list):  # each text part wrapped on its own; images and audio pass as they are
+            for part in content:
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    part["text"], events = boundaries.wrap(kind, index, part["text"], tool_name=tool_name)
+                    prep.events += events
+    preamble = []
+    if defense:
+        preamble.append(defense_block(defense if isinstance(defense, str) else None))
+    if policy_block and guard.policy is not None:
+        preamble.append(guard.policy.render_block())
+    if preamble:
+        messages.insert(0, {"role": "system", "content": "\n\n".join(preamble)})
+    out["messages"] = messages
+    after = sum(len(_text_of(m.get("content")) or "") for m in messages if isinstance(m, dict))
+    prep.added_chars = after - before
+    return prep
+
+
+@dataclass
+class Enforced:
+    decisions: list[ToolDecision] = field(default_factory=list)
+    events: list[A2ASEvent] = field(default_factory=list)
+    tag_leak: bool = False
+
+    @property
+    def denied(self) -> list[ToolDecision]:
+        return [d for d in self.decisions if not d.allowed]
+
+
+def enforce_answer(
+    message: dict[str, Any], guard: AgentGuard, *, tag_leak: Literal["block", "strip", "monitor"] = "block"
+) -> Enforced:
+    """Decide every tool call of one assistant `message` (a chat-completions ``choices[i].message`` dict) in
+    place: denied and unapproved calls are removed and the reasons go into the message text."""
+    result = Enforced()
+    raw_calls = message.get("tool_calls")
+    calls: list[Any] = raw_calls if isinstance(raw_calls, list) else []
+    kept = []
+    notes = []
+    for call in calls:
+        fn = call.get("function") or {}
+        decision = guard.check_tool_call(str(fn.get("name", "")), fn.get("arguments") or "")
+        result.decisions.append(decision)
+        result.events += list(decision.events)
+        if decision.allowed:
+            kept.append(call)
+        else:
+            notes.append(f"[bartizan: call to {decision.tool} not run: {decision.message}]")
+    if calls:
+        if kept:
+            message["tool_calls"] = kept
+        else:
+            message.pop("tool_calls", None)
+    if notes:
+        text = message.get("content") if isinstance(message.get("content"), str) else ""
+        message["content"] = "\n".join(filter(None, [text, *notes]))
+    content = message.get("content")
+    if isinstance(content, str) and find_tag_leak(content):
+        result.tag_leak = True
+        result.events.append(A2ASEvent("a2as.output.tag_leak", tag_leak))
+        if tag_leak == "strip":
+            message["content"] = content.replace("<a2as:", "&lt;a2as:").replace("</a2as:", "&lt;/a2as:")
+    return result
