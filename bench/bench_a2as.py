@@ -178,7 +178,8 @@ def main() -> None:
     n_attack = sum(1 for s in items if s.kind == "attack")
     n_benign = len(items) - n_attack
     print(
-        f"{n_attack} attack scenarios (CyberSecEval indirect + BIPIA-style), {n_benign} benign; demo model obeys injections"
+        f"{n_attack} attack scenarios (CyberSecEval indirect + BIPIA-style), {n_benign} benign; "
+        "the demo model obeys injections"
     )
     print(f"{'configuration':<20}{'attacks executed':>18}{'by goal (tool/mail/web)':>26}{'benign completed':>18}")
     summary = {}
@@ -212,7 +213,8 @@ def main() -> None:
         summary["added_words"], summary["added_chars"] = dw, dc
     ms = results["firewall + BASIC"]["a2as_ms"]
     print(
-        f"A2AS stages per request (prepare + enforce, in the gateway): p50 {pct(ms, 0.5):.3f} ms, p99 {pct(ms, 0.99):.3f} ms"
+        f"A2AS stages per request (prepare + enforce, in the gateway): p50 {pct(ms, 0.5):.3f} ms, "
+        f"p99 {pct(ms, 0.99):.3f} ms"
     )
     summary["a2as_ms_p50"], summary["a2as_ms_p99"] = pct(ms, 0.5), pct(ms, 0.99)
     if args.json:

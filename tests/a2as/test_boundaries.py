@@ -18,6 +18,7 @@ from bartizan.a2as.boundaries import (
     Boundaries,
     BoundaryConfig,
     BoundaryError,
+    _may_hit,
     _view,
     find_tag_leak,
     neutralize,
@@ -362,3 +363,20 @@ def test_bruteforced_unkeyed_prefix_is_defeated_by_neutralisation() -> None:
         assert len(hits) == 2 and hits[1].end() > len(wrapped) - 30  # only the real close remains
         assert events and events[0].detail["count"] == 1
         assert b.unwrap(wrapped) is not None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.text(max_size=6), st.sampled_from(LT + SLASH + COLON + A + TWO + S + INVIS + ["a2as", "\x00"])),
+        max_size=20,
+    ).map("".join)
+)
+def test_pre_check_never_hides_a_hit(text: str) -> None:
+    if not _may_hit(text):
+        assert VIEW_HIT.search(_view(text)[0]) is None
+
+
+def test_control_characters_inside_an_opener_are_caught() -> None:
+    for ctrl in ("\x00", "\x07", "\x1b", "\x7f", "\x9f", "\x85", "\x0b"):
+        assert neutralize(f"x<{ctrl}/a2as:user>").text == "x&lt;/a2as:user>"

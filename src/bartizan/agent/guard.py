@@ -62,6 +62,17 @@ class ToolResultCheck:
     scan: ScanResult | None = field(default=None, repr=False)
 
 
+def _as_object(arguments: str | Mapping[str, Any]) -> dict[str, Any]:
+    """Arguments as an object for a human to read; text that is not a JSON object is shown under "_raw"."""
+    if not isinstance(arguments, str):
+        return dict(arguments)
+    try:
+        value = json.loads(arguments)
+    except ValueError:
+        return {"_raw": arguments}
+    return value if isinstance(value, dict) else {"_raw": arguments}
+
+
 class AgentGuard:
     """Certificate + policy + firewall for one agent session. Thread-safe; keep one per conversation (the
     taint fact is per conversation)."""
@@ -147,7 +158,7 @@ class AgentGuard:
         decision: Decision = verdict.decision
         reasons = tuple(verdict.reasons)
         if decision == "ask" and self.approve is not None:
-            args = request.arguments if isinstance(request.arguments, dict) else {"_raw": request.arguments}
+            args = _as_object(arguments)
             decision = "allow" if self.approve(name, args) else "deny"
             reasons += ("human approved" if decision == "allow" else "human declined",)
         events: tuple[A2ASEvent, ...] = ()

@@ -5,7 +5,7 @@ Exit codes (stable, documented in the README):
   1  internal error             11 redacted
   2  usage error                12 blocked
   3  input error (unreadable, binary, invalid UTF-8, malformed lines)
-  4  invalid policy or configuration
+  4  invalid policy or configuration; certificate invalid or not verified
   5  audit trail tampered (`bartizan audit verify`)
   6  a policy test failed (`bartizan policy test`)
 """
@@ -17,18 +17,29 @@ import sys
 from collections.abc import Sequence
 
 from bartizan import __version__
-from bartizan.cli import attacks_cmd, audit_cmd, detectors_cmd, eval_cmd, policy_cmd, scan_cmd, serve_cmd
+from bartizan.cli import (
+    agent_cmds,
+    attacks_cmd,
+    audit_cmd,
+    cert_cmd,
+    detectors_cmd,
+    eval_cmd,
+    policy_cmd,
+    scan_cmd,
+    serve_cmd,
+)
 from bartizan.cli.exitcodes import INTERNAL_ERROR, POLICY_ERROR
 from bartizan.policy.loader import PolicyError
 
-COMMANDS = (scan_cmd, detectors_cmd, policy_cmd, eval_cmd, attacks_cmd, serve_cmd, audit_cmd)
+COMMANDS = (scan_cmd, detectors_cmd, policy_cmd, eval_cmd, attacks_cmd, serve_cmd, audit_cmd, cert_cmd, agent_cmds)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bartizan",
         description="Security toolkit for LLM applications and agents.",
-        epilog="Exit codes: 0 allow, 10 flag, 11 redact, 12 block, 2 usage, 3 input error, 4 bad policy or config, "
+        epilog="Exit codes: 0 allow, 10 flag, 11 redact, 12 block, 2 usage, 3 input error, 4 bad policy, config or "
+        "certificate, "
         "5 audit trail tampered, 6 policy test failed, 1 internal.",
     )
     parser.add_argument("--version", action="version", version=f"bartizan {__version__}")
