@@ -73,6 +73,22 @@ def _as_object(arguments: str | Mapping[str, Any]) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"_raw": arguments}
 
 
+PII_ONLY_POLICY = """version: 1
+name: pii-facts
+detectors:
+  pii:
+    roles: [assistant]
+    action: flag
+"""
+
+
+def pii_only_firewall() -> Firewall:
+    """A firewall that runs only the PII detector: what the guard needs for its PII fact."""
+    from bartizan.policy.loader import load_policy_text
+
+    return Firewall(load_policy_text(PII_ONLY_POLICY, "<pii facts>"))
+
+
 class AgentGuard:
     """Certificate + policy + firewall for one agent session. Thread-safe; keep one per conversation (the
     taint fact is per conversation)."""
@@ -87,8 +103,11 @@ class AgentGuard:
         tenant: str = "default",
         deny_message: str = DENY_MESSAGE,
         approve: Callable[[str, Mapping[str, Any]], bool] | None = None,
+        pii_firewall: Firewall | None = None,
     ) -> None:
         self.certificate = certificate
+        # the "arguments contain PII" fact needs only the PII detector: a PII-only firewall is much cheaper
+        self.pii_firewall = pii_firewall or firewall
         self.policy = policy
         self.firewall = firewall
         self.agent, self.tenant = agent, tenant
@@ -108,9 +127,9 @@ class AgentGuard:
             self._untrusted = True
 
     def _pii_in(self, text: str) -> bool:
-        if self.firewall is None or not text:
+        if self.pii_firewall is None or not text:
             return False
-        return any(f.detector == "pii" for f in self.firewall.scan(text, Role.ASSISTANT).findings)
+        return any(f.detector == "pii" for f in self.pii_firewall.scan(text, Role.ASSISTANT).findings)
 
     def _outside_allowlist(self, text: str) -> bool:
         if self.certificate is None:
@@ -119,7 +138,10 @@ class AgentGuard:
 
     # --- checks ---------------------------------------------------------------------------------------
     def check_model(self, model: str) -> bool:
-        return self.certificate is None or self.certificate.permissions.model_allowed(model)
+        """The paper's JSON certificate lists tools only, so it does not restrict models."""
+        if self.certificate is None or self.certificate.format == "paper":
+            return True
+        return self.certificate.permissions.model_allowed(model)
 
     def filter_tools(self, tools: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
         """The OpenAI-format tool definitions this agent may be offered, and the names stripped."""

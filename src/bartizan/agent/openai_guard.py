@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from bartizan.a2as.boundaries import BoundaryConfig, Boundaries
+from bartizan.a2as.boundaries import Boundaries, BoundaryConfig
 from bartizan.a2as.tokens import derive_session_key
 from bartizan.agent.context import Enforced, Prepared, enforce_answer, prepare_chat
 from bartizan.agent.guard import AgentGuard

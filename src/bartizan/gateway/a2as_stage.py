@@ -24,7 +24,7 @@ from bartizan.a2as.policies import AgentPolicy
 from bartizan.a2as.tokens import derive_session_key
 from bartizan.a2as.transport import AuthResult, Keyring, ReplayCache, verify_request
 from bartizan.agent.context import Enforced, Prepared, enforce_answer, prepare_chat
-from bartizan.agent.guard import AgentGuard
+from bartizan.agent.guard import AgentGuard, pii_only_firewall
 from bartizan.gateway.a2as_config import A2ASConfig
 from bartizan.pipeline import Firewall
 
@@ -62,6 +62,7 @@ class A2ASRuntime:
         secret_env = config.boundary_secret_env
         self._secret = base64.b64decode(os.environ[secret_env]) if secret_env else os.urandom(32)
         self._boundary_config = BoundaryConfig(token_len=config.token_len)
+        self.pii_firewall = pii_only_firewall()
         self.keyring: Keyring | None = None
         self.replay: ReplayCache | None = None
         if config.auth is not None:
@@ -94,6 +95,7 @@ class A2ASRuntime:
             agent=self.config.agent,
             tenant=self.tenant,
             deny_message=self.config.deny_message,
+            pii_firewall=self.pii_firewall,
         )
         if untrusted:
             guard.taint()
