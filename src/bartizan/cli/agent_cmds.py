@@ -33,20 +33,25 @@ def run(args: argparse.Namespace) -> int:
     if not command:
         print("bartizan mcp-proxy: give the server command after --", file=sys.stderr)
         return USAGE_ERROR
-    from bartizan.a2as.certificates import load_certificate, verify
+    from bartizan.a2as.certificates import CertificateError, load_certificate, load_issuer, verify
     from bartizan.a2as.mcp_proxy import run_proxy
     from bartizan.a2as.policies import AgentPolicy
     from bartizan.agent.gate import GuardGate
     from bartizan.agent.guard import AgentGuard
     from bartizan.pipeline import Firewall
+    from bartizan.schema import SchemaError
 
-    cert = load_certificate(args.cert) if args.cert else None
-    if cert is not None:
-        check = verify(cert, args.issuer)
-        if check.status != "verified" and not (check.status == "unsigned" and args.allow_unsigned):
-            print(f"bartizan mcp-proxy: certificate {check.status}: {check.reason}", file=sys.stderr)
-            return POLICY_ERROR
-    policy = AgentPolicy.load(args.policy) if args.policy else None
+    try:
+        cert = load_certificate(args.cert) if args.cert else None
+        if cert is not None:
+            check = verify(cert, [load_issuer(v) for v in args.issuer])
+            if check.status != "verified" and not (check.status == "unsigned" and args.allow_unsigned):
+                print(f"bartizan mcp-proxy: certificate {check.status}: {check.reason}", file=sys.stderr)
+                return POLICY_ERROR
+        policy = AgentPolicy.load(args.policy) if args.policy else None
+    except (CertificateError, SchemaError, OSError) as exc:
+        print(f"bartizan mcp-proxy: {exc}", file=sys.stderr)
+        return POLICY_ERROR
     firewall = Firewall(args.firewall_policy)
     guard = AgentGuard(certificate=cert, policy=policy, firewall=firewall, agent=args.agent)
     run_proxy(command, GuardGate(guard), firewall)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bartizan.a2as.boundaries import Boundaries, BoundaryConfig
-from bartizan.a2as.certificates import Certificate, load_certificate, verify
+from bartizan.a2as.certificates import Certificate, load_certificate, load_issuer, verify
 from bartizan.a2as.defense import template_sha256
 from bartizan.a2as.events import A2ASEvent
 from bartizan.a2as.policies import AgentPolicy
@@ -50,7 +50,7 @@ class A2ASRuntime:
         self.certificate: Certificate | None = None
         if config.certificate:
             self.certificate = load_certificate(config.certificate)
-            check = verify(self.certificate, config.trusted_issuers)
+            check = verify(self.certificate, [load_issuer(v) for v in config.trusted_issuers])
             if check.status != "verified" and config.certificate_mode == "enforce":
                 if not (check.status == "unsigned" and config.allow_unsigned_certificate):
                     raise A2ASSetupError(f"certificate {config.certificate}: {check.status} ({check.reason})")

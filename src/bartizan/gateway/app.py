@@ -80,9 +80,11 @@ class Gateway:
         for name, tc in config.tenants.items():
             fw = Firewall(load_policy(tc.policy))  # builds and warms every detector now, not on the first request
             self.tenants[name] = Tenant(name, tc, fw, ScanCache(), Upstream(tc.upstream))
-        from bartizan.gateway.a2as_stage import build_runtimes
+        self.a2as: dict[str, Any] = {}
+        if any(t.config.a2as is not None for t in self.tenants.values()):
+            from bartizan.gateway.a2as_stage import build_runtimes  # needs the `agents` extra (cedarpy)
 
-        self.a2as = build_runtimes(self.tenants)  # fails here, at start-up, on a bad certificate/policy/key
+            self.a2as = build_runtimes(self.tenants)  # fails here, at start-up, on a bad certificate/policy/key
         self.store = audit_store or AuditStore(
             config.audit.url or default_audit_url(create=True),
             capture_key=env_key(config.audit.capture_key_env) if config.audit.capture_prompts else None,
