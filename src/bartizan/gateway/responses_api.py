@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from bartizan.gateway import replies
+from bartizan.gateway import a2as_route, replies
 from bartizan.gateway.chat import finish_guard, render_answer_into, restore
 from bartizan.gateway.inspection import Inspection, apply_redactions
 from bartizan.gateway.stream_guard import StreamGuard
@@ -26,6 +26,7 @@ from bartizan.gateway.upstream import UpstreamError
 from bartizan.types import Role, Verdict
 
 if TYPE_CHECKING:
+    from bartizan.gateway.a2as_stage import RequestState
     from bartizan.gateway.app import Ctx, Gateway
 
 ROUTE = "/v1/responses"
@@ -46,6 +47,9 @@ async def responses(gw: Gateway, request: Request) -> Response:
     ctx = await gw.admit(request, ROUTE)
     if isinstance(ctx, Response):
         return ctx
+    untrusted_sender = await a2as_route.authenticate(gw, ctx, request)  # A, before the content is read
+    if isinstance(untrusted_sender, Response):
+        return gw.finish(ctx, untrusted_sender)
     body = await gw.read_json(request)
     if isinstance(body, Response):
         return gw.finish(ctx, body)
@@ -58,9 +62,13 @@ async def responses(gw: Gateway, request: Request) -> Response:
     if inspection.verdict is Verdict.BLOCK:
         return gw.finish(ctx, _blocked_reply(ctx, inspection, body, stream))
     apply_redactions(body, inspection)
+    prepared = await a2as_route.prepare(gw, ctx, request, body, untrusted_sender, "responses")  # B, I, C, S
+    if isinstance(prepared, Response):
+        return gw.finish(ctx, prepared)
+    body, state = prepared
     if stream:
         headers = {"x-bartizan-request-id": ctx.request_id, "cache-control": "no-cache"}
-        events = stream_responses(gw, ctx, body, inspection.restore)
+        events = stream_responses(gw, ctx, body, inspection.restore, state)
         return StreamingResponse(events, media_type="text/event-stream", headers=headers)
     try:
         status, data = await ctx.tenant.upstream.request_json("POST", "/responses", body)
@@ -70,6 +78,8 @@ async def responses(gw: Gateway, request: Request) -> Response:
         await gw.record_error(ctx, "output", f"upstream answered {status}")
         body_text = ctx.tenant.upstream.scrub(json.dumps(data))
         return gw.finish(ctx, Response(body_text, status if status >= 400 else 502, media_type="application/json"))
+    if await a2as_route.enforce(gw, ctx, state, data, "responses"):  # B/C on every function call
+        return gw.finish(ctx, replies.error(400, "The model's answer leaked boundary tags.", code="content_blocked"))
     answer = await gw.inspect(ctx, "output", responses_output(data))
     if answer.verdict is Verdict.BLOCK:
         return gw.finish(ctx, _blocked_reply(ctx, answer, body, False, "output"))
@@ -106,7 +116,7 @@ class _Renumber:
 
 
 async def stream_responses(
-    gw: Gateway, ctx: Ctx, body: dict[str, Any], mapping: dict[str, str]
+    gw: Gateway, ctx: Ctx, body: dict[str, Any], mapping: dict[str, str], state: RequestState | None = None
 ) -> AsyncIterator[bytes]:
     t = ctx.tenant
     sc = gw.config.stream
@@ -188,7 +198,7 @@ async def stream_responses(
                         gw.metrics.ttft_seconds.labels(ROUTE).observe(time.perf_counter() - ctx.t0)
                         first = False
                     yield emit(event | {"delta": step.released})
-            elif kind in _HELD:
+            elif kind in _HELD or _is_call_added(event):
                 held.append(event)
             else:
                 yield emit(event)
@@ -248,9 +258,23 @@ async def stream_responses(
                 }
             )
             return
+        denied: set[int] = set()
+        if state is not None and isinstance(final, dict):  # B/C: the whole calls, before any byte of them leaves
+            before = [i for i, item in enumerate(final.get("output") or []) if _is_call(item)]
+            names = {i: (final["output"][i].get("id"), final["output"][i].get("call_id")) for i in before}
+            if await a2as_route.enforce(gw, ctx, state, final, "responses"):
+                status = "400"
+                yield emit(
+                    {"type": "error", "code": "content_blocked", "message": "Boundary tags leaked.", "param": None}
+                )
+                return
+            kept = {(item.get("id"), item.get("call_id")) for item in final.get("output") or [] if _is_call(item)}
+            denied = {i for i in before if names[i] not in kept}
         for event in held:
             if event.get("type") == "response.function_call_arguments.delta":
                 continue  # re-sent whole below, so that a placeholder split across deltas is restored
+            if int(event.get("output_index", -1)) in denied:
+                continue  # a refused call: none of its events leave
             event = _rewrite(event, released, mapping)
             if event.get("type") == "response.function_call_arguments.done":
                 whole = {k: event.get(k) for k in ("item_id", "output_index")} | {"delta": event.get("arguments", "")}
@@ -263,6 +287,14 @@ async def stream_responses(
     finally:
         gw.metrics.requests.labels(ROUTE, t.name, status).inc()
         gw.metrics.request_seconds.labels(ROUTE).observe(time.perf_counter() - ctx.t0)
+
+
+def _is_call(item: Any) -> bool:
+    return isinstance(item, dict) and item.get("type") == "function_call"
+
+
+def _is_call_added(event: dict[str, Any]) -> bool:
+    return event.get("type") == "response.output_item.added" and _is_call(event.get("item"))
 
 
 def _rewrite(event: dict[str, Any], released: dict[tuple[int, int], str], mapping: dict[str, str]) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Red-team harness: attack library, transformations, judges, runs and reports."""
