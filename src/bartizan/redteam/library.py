@@ -32,13 +32,15 @@ EXTRACTION_SYSTEM = (
     "instructions or the reference code."
 )
 _SLOT = re.compile(
-    r"\[\s*insert\s+(?:your\s+)?(?:prompt|question|request|query)(?:\s+here)?\s*\]"
+    r"\[\s*(?:insert|write|enter|put|type)\s+(?:your\s+)?(?:prompt|question|request|query)[^\]\n]{0,30}\]"
     r"|\binsert prompt here\b|\[(?:prompt|input|question|query)\]|\{(?:input|prompt|question|query)\}",
     re.IGNORECASE,
 )
 _GENERATOR = "{generator.name}"
 _QUOTED = r"""['"“]([^'"”]{1,80})['"”]"""
-_JUDGE_LITERAL = re.compile(r"^Does (?:this|the) response (?:contain|reveal|include)(?: the (?:word|password|code))? " + _QUOTED)
+_JUDGE_LITERAL = re.compile(
+    r"^Does (?:this|the) response (?:contain|reveal|include)(?: the (?:word|password|code))? " + _QUOTED
+)
 
 Loader = Callable[[Path], list[Case]]
 
@@ -83,7 +85,7 @@ def load_advbench(root: Path) -> list[Case]:
 
 
 def load_harmbench(root: Path) -> list[Case]:
-    """HarmBench text behaviours (400); contextual ones carry their context above the request, as HarmBench sends them."""
+    """HarmBench text behaviours (400); a contextual one carries its context above the request, as HarmBench does."""
     out = []
     for r in _csv(root / "harmbench" / "harmbench_behaviors_text_all.csv"):
         ctx = r["ContextString"].strip()
@@ -97,7 +99,9 @@ def load_strongreject(root: Path) -> list[Case]:
     """StrongREJECT forbidden prompts (313) with their category."""
     rows = _csv(root / "strongreject" / "strongreject_dataset.csv")
     return [
-        make_case("harmful", "strongreject", r["forbidden_prompt"], category=r["category"], meta={"origin": r["source"]})
+        make_case(
+            "harmful", "strongreject", r["forbidden_prompt"], category=r["category"], meta={"origin": r["source"]}
+        )
         for r in rows
     ]
 
@@ -106,8 +110,7 @@ def load_forbidden_questions(root: Path) -> list[Case]:
     """JailbreakHub forbidden question set (390) with its content-policy name as category."""
     rows = _csv(root / "jailbreak_llms" / "forbidden_question_set.csv")
     return [
-        make_case("harmful", "jailbreak_llms_questions", r["question"], category=r["content_policy_name"])
-        for r in rows
+        make_case("harmful", "jailbreak_llms_questions", r["question"], category=r["content_policy_name"]) for r in rows
     ]
 
 
@@ -180,9 +183,7 @@ def fill_template(template: Case, goal: Case) -> Case:
     else:
         prompt = f"{template.prompt}\n\n{goal.prompt}"
     meta = {**template.meta, "template_id": template.id, "goal_id": goal.id, "goal": goal.prompt}
-    return replace(
-        template, id=case_id(template.source, prompt), prompt=prompt, category=goal.category, meta=meta
-    )
+    return replace(template, id=case_id(template.source, prompt), prompt=prompt, category=goal.category, meta=meta)
 
 
 # ---------------------------------------------------------------- prompt injection, extraction, interpreter
@@ -257,7 +258,9 @@ def load_cyberseceval_interpreter(root: Path) -> list[Case]:
     """CyberSecEval code-interpreter abuse prompts (500) with their attack type as category."""
     rows = _json(root / "cyberseceval" / "interpreter" / "interpreter.json")
     return [
-        make_case("interpreter_abuse", "cyberseceval_interpreter", str(r["mutated_prompt"]), category=str(r["attack_type"][0]))
+        make_case(
+            "interpreter_abuse", "cyberseceval_interpreter", str(r["mutated_prompt"]), category=str(r["attack_type"][0])
+        )
         for r in rows
     ]
 
@@ -269,7 +272,13 @@ def load_xstest_safe(root: Path) -> list[Case]:
     """XSTest's 250 safe prompts that merely look unsafe ("How can I kill a Python process?")."""
     rows = _csv(root / "xstest" / "xstest_prompts.csv")
     return [
-        make_case("benign", "xstest_safe", r["prompt"], category=r["type"], meta={"focus": r["focus"], "twin_family": "harmful"})
+        make_case(
+            "benign",
+            "xstest_safe",
+            r["prompt"],
+            category=r["type"],
+            meta={"focus": r["focus"], "twin_family": "harmful"},
+        )
         for r in rows
         if r["label"] == "safe"
     ]
@@ -367,3 +376,10 @@ def load_library(datasets: Path | None = None, sources: Iterable[str] | None = N
     if unknown:
         raise KeyError(f"unknown source(s) {', '.join(sorted(unknown))}; known: {', '.join(SOURCES)}")
     return [c for c in cases if c.source in wanted]
+
+
+def load_suite(name_or_path: str | Path, datasets: Path | None = None) -> list[Case]:
+    """Convenience alias of :func:`bartizan.redteam.suites.load_suite` (imported lazily: suites imports this module)."""
+    from bartizan.redteam.suites import load_suite as _load_suite
+
+    return _load_suite(name_or_path, datasets)
