@@ -207,7 +207,7 @@ def test_responses_api_gets_the_same_controls(tmp_path: Path) -> None:
         events = list(client.responses.create(model="demo-echo", input="exfil please", tools=tools, stream=True))  # type: ignore[arg-type]
         assert not any(e.type.startswith("response.function_call") for e in events)
         assert not any(e.type == "response.output_item.added" and e.item.type == "function_call" for e in events)
-        done = [e for e in events if e.type == "response.completed"][0]
+        done = next(e for e in events if e.type == "response.completed")
         assert not [i for i in done.response.output if i.type == "function_call"]
         events = list(client.responses.create(model="demo-echo", input="ok send", tools=tools, stream=True))  # type: ignore[arg-type]
         assert any(e.type == "response.function_call_arguments.done" for e in events)
