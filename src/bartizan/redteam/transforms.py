@@ -126,6 +126,9 @@ class Transform(Protocol):
     def apply(self, text: str, rng: random.Random) -> Rendered: ...
 
 
+TransformFn = Callable[[str, random.Random], Rendered]
+
+
 @dataclass(frozen=True, slots=True)
 class FunctionTransform:
     """A transformation made from a plain function; what the built-in modules register."""
@@ -133,7 +136,7 @@ class FunctionTransform:
     name: str
     family: Family
     description: str
-    fn: Callable[[str, random.Random], Rendered]
+    fn: TransformFn
 
     def apply(self, text: str, rng: random.Random) -> Rendered:
         return self.fn(text, rng)
@@ -190,14 +193,16 @@ class TransformRegistry:
         if transform.family not in FAMILIES:
             raise ValueError(f"{transform.name}: unknown family {transform.family!r}; expected one of {FAMILIES}")
         if transform.name in self._items:
-            raise ValueError(f"transformation {transform.name!r} is already registered: {self._items[transform.name]!r}")
+            raise ValueError(
+                f"transformation {transform.name!r} is already registered: {self._items[transform.name]!r}"
+            )
         self._items[transform.name] = transform
         return transform
 
-    def add(self, name: str, family: Family, description: str) -> Callable[[Callable[[str, random.Random], Rendered]], Callable[[str, random.Random], Rendered]]:  # noqa: E501
+    def add(self, name: str, family: Family, description: str) -> Callable[[TransformFn], TransformFn]:
         """Decorator: register a plain ``fn(text, rng) -> Rendered`` under `name`."""
 
-        def deco(fn: Callable[[str, random.Random], Rendered]) -> Callable[[str, random.Random], Rendered]:
+        def deco(fn: TransformFn) -> TransformFn:
             self.register(FunctionTransform(name, family, description, fn))
             return fn
 
