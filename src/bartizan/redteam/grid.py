@@ -10,12 +10,11 @@ Templates that must be sent whole (jailbreak templates) and multi-turn scripts a
 from __future__ import annotations
 
 import hashlib
-import random
 from collections.abc import Iterable, Sequence
 
 from bartizan.redteam.attempts import Probe
 from bartizan.redteam.cases import Case
-from bartizan.redteam.transforms import compose
+from bartizan.redteam.transforms import compose, rng_for
 
 #: the quick suite's transformations: the plain form, the five stylised families, two encodings, two
 #: structural attacks and one multi-turn script
@@ -54,8 +53,7 @@ def build_probes(cases: Iterable[Case], transforms: Sequence[str] = QUICK_TRANSF
                 messages = [*system, {"role": "user", "content": case.prompt}]
                 family = "plain"
             else:
-                rng = random.Random(f"{seed}:{pid}")
-                rendered = transform.apply(case.prompt, rng)
+                rendered = transform.apply(case.prompt, rng_for(seed, pid))
                 messages = [*system, *rendered.as_openai()]
                 family = str(transform.family)
             out.append(Probe(pid, case, name, family, tuple(messages)))
