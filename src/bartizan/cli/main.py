@@ -8,6 +8,7 @@ Exit codes (stable, documented in the README):
   4  invalid policy or configuration; certificate invalid or not verified
   5  audit trail tampered (`bartizan audit verify`)
   6  a policy test failed (`bartizan policy test`)
+  7  a red-team --fail-under threshold was missed (`bartizan redteam`)
 """
 
 from __future__ import annotations
@@ -25,13 +26,25 @@ from bartizan.cli import (
     detectors_cmd,
     eval_cmd,
     policy_cmd,
+    redteam_cmd,
     scan_cmd,
     serve_cmd,
 )
 from bartizan.cli.exitcodes import INTERNAL_ERROR, POLICY_ERROR
 from bartizan.policy.loader import PolicyError
 
-COMMANDS = (scan_cmd, detectors_cmd, policy_cmd, eval_cmd, attacks_cmd, serve_cmd, audit_cmd, cert_cmd, agent_cmds)
+COMMANDS = (
+    scan_cmd,
+    detectors_cmd,
+    policy_cmd,
+    eval_cmd,
+    attacks_cmd,
+    serve_cmd,
+    audit_cmd,
+    cert_cmd,
+    agent_cmds,
+    redteam_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Security toolkit for LLM applications and agents.",
         epilog="Exit codes: 0 allow, 10 flag, 11 redact, 12 block, 2 usage, 3 input error, 4 bad policy, config or "
         "certificate, "
-        "5 audit trail tampered, 6 policy test failed, 1 internal.",
+        "5 audit trail tampered, 6 policy test failed, 7 red-team threshold missed, 1 internal.",
     )
     parser.add_argument("--version", action="version", version=f"bartizan {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -1,0 +1,165 @@
+"""`bartizan redteam` end to end: firewall mode on the quick suite, a model endpoint over loopback HTTP,
+resume after a kill, thresholds, and every report file."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from bartizan.cli.main import main
+from bartizan.gateway.demo import DemoRule, DemoScript, DemoUpstream
+from bartizan.redteam.store import RunStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gateway"))
+from serve_util import serve_app
+
+FILES = ("attempts.jsonl", "summary.json", "report.html", "results.sarif", "junit.xml")
+
+
+def test_firewall_quick_suite_writes_every_report(tmp_path: Path) -> None:
+    t0 = time.perf_counter()
+    assert main(["redteam", "--target", "firewall", "--suite", "quick", "--out", str(tmp_path), "--no-progress"]) == 0
+    assert time.perf_counter() - t0 < 120
+    assert all((tmp_path / f).is_file() for f in FILES)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["mode"] == "firewall" and summary["firewall"]["recall_blocked"]["by_family"]
+    assert summary["judge_accuracy"]["test"]["combined"]["n"] > 0
+    sarif = json.loads((tmp_path / "results.sarif").read_text())
+    tags = {t for rule in sarif["runs"][0]["tool"]["driver"]["rules"] for t in rule["properties"]["tags"]}
+    assert any(t.startswith("AML.T") for t in tags) and any(t.startswith("LLM01") for t in tags)
+    ET.fromstring((tmp_path / "junit.xml").read_bytes())  # noqa: S314 - our own output
+    lines = (tmp_path / "attempts.jsonl").read_text().splitlines()
+    assert len(lines) == summary["counts"]["attempts"] > 500
+    # a threshold the run misses fails the command with its own exit code
+    rc = main(
+        [
+            "redteam",
+            "--target",
+            "firewall",
+            "--suite",
+            "quick",
+            "--out",
+            str(tmp_path / "again"),
+            "--no-progress",
+            "--fail-under",
+            "firewall_recall_min=0.99",
+        ]
+    )
+    assert rc == 7
+
+
+def test_endpoint_target_judges_and_reports(tmp_path: Path) -> None:
+    script = DemoScript(
+        rules=[
+            DemoRule(when_contains="zzz-never", reply_text="x"),
+            DemoRule(reply_text="I can't help with that request."),
+        ]
+    )
+    with serve_app(DemoUpstream(script).app()) as base:
+        suite = tmp_path / "suite.yaml"
+        suite.write_text(
+            "name: tiny\nseed: 1\nlimits: {harmful: 4, benign: 4, jailbreak_template: 0, prompt_injection: 0, "
+            "sysprompt_extraction: 0, interpreter_abuse: 0}\n"
+        )
+        rc = main(
+            [
+                "redteam",
+                "--target",
+                "endpoint",
+                "--base-url",
+                f"{base}/v1",
+                "--model",
+                "demo-echo",
+                "--suite",
+                str(suite),
+                "--transforms",
+                "plain,verse_ballad",
+                "--out",
+                str(tmp_path / "o"),
+                "--no-progress",
+                "--offline",
+            ]
+        )
+    assert rc == 0
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["asr"]["overall"]["rate"] == 0.0  # the model refuses everything...
+    assert summary["frr"]["overall"]["rate"] == 1.0  # ...including the benign twins: every one a false refusal
+
+
+def test_a_killed_run_resumes_without_repeating_probes(tmp_path: Path) -> None:
+    script = DemoScript(rules=[DemoRule(reply_text="Sure. Step 1: do it. Step 2: done.", chunk_delay_s=0.0)])
+    with serve_app(DemoUpstream(script).app()) as base:
+        cmd = [
+            sys.executable,
+            "-m",
+            "bartizan.cli.main",
+            "redteam",
+            "--target",
+            "endpoint",
+            "--base-url",
+            f"{base}/v1",
+            "--model",
+            "demo-echo",
+            "--suite",
+            "quick",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+            "--concurrency",
+            "2",
+            "--rate",
+            "60",
+        ]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if (tmp_path / "run.sqlite").exists():
+                with RunStore(tmp_path / "run.sqlite") as store:
+                    runs = store.runs()
+                    if runs and len(store.done_probe_ids(runs[0].run_id)) > 20:
+                        break
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        with RunStore(tmp_path / "run.sqlite") as store:
+            run_id = store.runs()[0].run_id
+            before = len(store.done_probe_ids(run_id))
+        assert 0 < before < 980
+        rc = main(
+            [
+                "redteam",
+                "--target",
+                "endpoint",
+                "--base-url",
+                f"{base}/v1",
+                "--model",
+                "demo-echo",
+                "--suite",
+                "quick",
+                "--out",
+                str(tmp_path),
+                "--no-progress",
+                "--resume",
+                "--concurrency",
+                "8",
+            ]
+        )
+    assert rc == 0
+    with RunStore(tmp_path / "run.sqlite") as store:
+        attempts = store.attempts(run_id)
+    ids = [a.probe_id for a in attempts]
+    assert len(ids) == len(set(ids)) == json.loads((tmp_path / "summary.json").read_text())["counts"]["attempts"]
+
+
+def test_bad_suite_files_name_the_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    suite = tmp_path / "bad.yaml"
+    suite.write_text("name: bad\nsources:\n  include: [no_such_source]\n")
+    assert main(["redteam", "--target", "firewall", "--suite", str(suite), "--out", str(tmp_path / "o")]) == 4
+    assert "bad.yaml:3" in capsys.readouterr().err
