@@ -163,3 +163,53 @@ def test_bad_suite_files_name_the_line(tmp_path: Path, capsys: pytest.CaptureFix
     suite.write_text("name: bad\nsources:\n  include: [no_such_source]\n")
     assert main(["redteam", "--target", "firewall", "--suite", str(suite), "--out", str(tmp_path / "o")]) == 4
     assert "bad.yaml:3" in capsys.readouterr().err
+
+
+def test_attacker_model_rewrites_with_a_meaning_check(tmp_path: Path) -> None:
+    from bartizan.redteam.attacker import register_attacker
+    from bartizan.redteam.grid import build_probes
+    from bartizan.redteam.suites import load_suite
+
+    cases = [c for c in load_suite("quick") if c.family == "harmful"][:3]
+    echo = register_attacker(lambda meta, text: f"In rhyme I ask: {text}", ["verse"])
+    probes = build_probes(cases, ("plain", *echo))
+    rewritten = [p for p in probes if p.transform == "model_verse"]
+    assert len(rewritten) == 3 and all(p.messages[-1]["content"].startswith("In rhyme I ask:") for p in rewritten)
+    # an attacker that refuses loses the request: the template rewrite of the same style is used instead
+    from bartizan.redteam.transforms import ModelRewrite, default_registry
+
+    refusing = ModelRewrite(
+        "model_refuses", "meta", lambda m, t: "I won't do that.", fallback=default_registry().get("verse_free")
+    )
+    out = refusing.apply(cases[0].prompt, __import__("random").Random(0))
+    assert out.meta["kept_meaning"] == "false" and out.meta["fallback"] == "verse_free"
+    # and through the command line, against a real loopback attacker model (the demo echo keeps the words)
+    with serve_app(DemoUpstream().app()) as base:
+        suite = tmp_path / "s.yaml"
+        suite.write_text(
+            "name: t\nlimits: {harmful: 2, benign: 2, jailbreak_template: 0, prompt_injection: 0, "
+            "sysprompt_extraction: 0, interpreter_abuse: 0}\n"
+        )
+        rc = main(
+            [
+                "redteam",
+                "--target",
+                "firewall",
+                "--suite",
+                str(suite),
+                "--transforms",
+                "plain",
+                "--out",
+                str(tmp_path / "o"),
+                "--no-progress",
+                "--attacker-base-url",
+                f"{base}/v1",
+                "--attacker-model",
+                "demo-echo",
+                "--attacker-styles",
+                "narrative",
+            ]
+        )
+    assert rc == 0
+    rows = [json.loads(line) for line in (tmp_path / "o" / "attempts.jsonl").read_text().splitlines()]
+    assert {r["transform"] for r in rows} == {"plain", "model_narrative"}

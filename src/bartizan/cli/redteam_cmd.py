@@ -44,6 +44,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--judge-base-url", help="OpenAI-compatible judge model for per-case judge questions")
     p.add_argument("--judge-model")
     p.add_argument("--judge-api-key-env")
+    p.add_argument("--attacker-base-url", help="OpenAI-compatible attacker model that rewrites requests")
+    p.add_argument("--attacker-model")
+    p.add_argument("--attacker-api-key-env")
+    p.add_argument("--attacker-styles", default="verse,narrative", help="styles the attacker model rewrites into")
     p.add_argument("--offline", action="store_true", help="refuse every network destination but target and judge")
     p.add_argument("--previous", help="summary.json of an earlier run, for the diff")
     p.add_argument("--fail-under", default="", help="thresholds, e.g. asr=0.1,frr=0.05,firewall_recall_min=0.8")
@@ -71,6 +75,12 @@ def run(args: argparse.Namespace) -> int:
         thresholds = _thresholds(args.fail_under)
         cases = load_suite(args.suite)
         transforms = tuple(args.transforms.split(",")) if args.transforms else QUICK_TRANSFORMS
+        if args.attacker_base_url and args.attacker_model:
+            from bartizan.redteam.attacker import openai_rewriter, register_attacker
+
+            key = os.environ.get(args.attacker_api_key_env) if args.attacker_api_key_env else None
+            rewrite = openai_rewriter(args.attacker_base_url, args.attacker_model, key)
+            transforms += tuple(register_attacker(rewrite, args.attacker_styles.split(",")))
         probes = build_probes(cases, transforms, seed=args.seed)
         previous = json.loads(Path(args.previous).read_text("utf-8")) if args.previous else None
     except SchemaError as exc:
@@ -132,7 +142,7 @@ async def _run(
                 probes, target, store, run_id, firewall_judge, concurrency=args.concurrency, progress=progress
             )
         else:
-            hosts = [args.base_url] + ([args.judge_base_url] if args.judge_base_url else [])
+            hosts = [args.base_url] + [u for u in (args.judge_base_url, args.attacker_base_url) if u]
             guard = OfflineGuard(hosts) if args.offline else None
             key = os.environ.get(args.api_key_env) if args.api_key_env else None
             ask = _judge_client(args)
