@@ -419,7 +419,8 @@ def test_script_file_round_trip(tmp_path_factory: pytest.TempPathFactory, rules:
     script = DemoScript(rules=rules, models=["m1"])
     data = script.model_dump(exclude_defaults=True)
     path = tmp_path_factory.mktemp("script") / ("s.json" if as_json else "s.yaml")
-    path.write_text(json.dumps(data) if as_json else yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    # allow_unicode=False: PyYAML writes U+0085 (a YAML line break) raw otherwise, and reading folds it to a space
+    path.write_text(json.dumps(data) if as_json else yaml.safe_dump(data, allow_unicode=False), encoding="utf-8")
     assert DemoScript.load(path) == script
 
 
