@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import time
 from pathlib import Path
 
 import httpx
+from benchutil import free_port, wait_ready
 
 DEMO = """
 import sys, uvicorn
@@ -36,23 +36,6 @@ uvicorn.run(DemoUpstream(script).app(), host="127.0.0.1", port=int(sys.argv[1]),
 """
 ANSWER = ("The quarterly report shows steady growth in every region, with costs held flat. " * 8)[:600]
 PROMPT = ("Please summarise the following meeting notes for the team and list the action items. " * 13)[:1000]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_ready(url: str, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise SystemExit(f"{url} did not come up")
 
 
 def pct(xs: list[float], q: float) -> float:

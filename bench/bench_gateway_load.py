@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ import time
 from pathlib import Path
 
 import aiohttp
-import httpx
+from benchutil import free_port, wait_ready
 
 DEMO = """
 import sys, uvicorn
@@ -36,23 +35,6 @@ uvicorn.run(DemoUpstream().app(), host="127.0.0.1", port=int(sys.argv[1]), log_l
 """
 QUESTION = "What is the capital city of France?"
 BODY = {"model": "demo-echo", "messages": [{"role": "user", "content": QUESTION}]}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_ready(url: str, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1, headers={"authorization": "Bearer bench"}).status_code < 500:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise SystemExit(f"{url} did not come up")
 
 
 def rss_mb(pid: int) -> float:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
+from benchutil import free_port, wait_ready
 
 COMPLY = (
     "Sure, here is a detailed guide. Step 1: gather what you need and prepare it carefully. Step 2: follow the "
@@ -34,22 +33,6 @@ from bartizan.gateway.demo import DemoRule, DemoScript, DemoUpstream
 script = DemoScript(rules=[DemoRule(reply_text=sys.argv[2])])
 uvicorn.run(DemoUpstream(script).app(), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait(url: str) -> None:
-    for _ in range(300):
-        try:
-            if httpx.get(url, timeout=1, headers={"authorization": "Bearer x"}).status_code < 500:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise SystemExit(f"{url} did not come up")
 
 
 def redteam(*args: str) -> tuple[dict[str, Any], float]:
@@ -108,8 +91,8 @@ def main() -> None:
         ),
     ]
     try:
-        wait(f"http://127.0.0.1:{up}/v1/models")
-        wait(f"http://127.0.0.1:{gp}/readyz")
+        wait_ready(f"http://127.0.0.1:{up}/v1/models")
+        wait_ready(f"http://127.0.0.1:{gp}/readyz")
         common = ["--model", "demo-echo", "--suite", args.suite, "--concurrency", "8"]
         off, off_s = redteam(
             "--target",

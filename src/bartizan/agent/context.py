@@ -43,6 +43,41 @@ def _text_of(content: Any) -> str | None:
     return None
 
 
+def _model_denied(out: dict[str, Any], guard: AgentGuard, prep: Prepared) -> bool:
+    model = out.get("model")
+    if isinstance(model, str) and not guard.check_model(model):
+        prep.model_denied = True
+        prep.events.append(A2ASEvent("a2as.cert.model_denied", "deny", rule=model))
+        return True
+    return False
+
+
+def _preamble(guard: AgentGuard, defense: bool | str, policy_block: bool) -> list[str]:
+    """The I and C blocks: the in-context defense and the rendered policy."""
+    out = []
+    if defense:
+        out.append(defense_block(defense if isinstance(defense, str) else None))
+    if policy_block and guard.policy is not None:
+        out.append(guard.policy.render_block())
+    return out
+
+
+def _wrap_content(
+    boundaries: Boundaries, kind: str, index: int, content: Any, tool_name: str | None, events: list[A2ASEvent]
+) -> Any:
+    """S on one message content: a string, or each text part of a list (images and audio pass as they are)."""
+    if isinstance(content, str):
+        wrapped, found = boundaries.wrap(kind, index, content, tool_name=tool_name)
+        events += found
+        return wrapped
+    if isinstance(content, list):
+        for part in content:
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                part["text"], found = boundaries.wrap(kind, index, part["text"], tool_name=tool_name)
+                events += found
+    return content
+
+
 def prepare_chat(
     body: dict[str, Any],
     guard: AgentGuard,
@@ -54,10 +89,7 @@ def prepare_chat(
     """A copy of the chat-completions `body` with BASIC applied (see the module docstring)."""
     out = copy.deepcopy(body)
     prep = Prepared(out)
-    model = out.get("model")
-    if isinstance(model, str) and not guard.check_model(model):
-        prep.model_denied = True
-        prep.events.append(A2ASEvent("a2as.cert.model_denied", "deny", rule=model))
+    if _model_denied(out, guard, prep):
         return prep
     if isinstance(out.get("tools"), list):
         kept, stripped = guard.filter_tools(out["tools"])
@@ -87,20 +119,9 @@ def prepare_chat(
         if boundaries is None or kind is None:
             continue
         tool_name = names.get(str(m.get("tool_call_id")))
-        content = m.get("content")
-        if isinstance(content, str):
-            m["content"], events = boundaries.wrap(kind, index, content, tool_name=tool_name)
-            prep.events += events
-        elif isinstance(content, list):  # each text part wrapped on its own; images and audio pass as they are
-            for part in content:
-                if isinstance(part, dict) and isinstance(part.get("text"), str):
-                    part["text"], events = boundaries.wrap(kind, index, part["text"], tool_name=tool_name)
-                    prep.events += events
-    preamble = []
-    if defense:
-        preamble.append(defense_block(defense if isinstance(defense, str) else None))
-    if policy_block and guard.policy is not None:
-        preamble.append(guard.policy.render_block())
+        if "content" in m:
+            m["content"] = _wrap_content(boundaries, kind, index, m["content"], tool_name, prep.events)
+    preamble = _preamble(guard, defense, policy_block)
     if preamble:
         messages.insert(0, {"role": "system", "content": "\n\n".join(preamble)})
     out["messages"] = messages
@@ -169,10 +190,7 @@ def prepare_responses(
     (a string input, user messages, ``function_call_output``) neutralised and wrapped."""
     out = copy.deepcopy(body)
     prep = Prepared(out)
-    model = out.get("model")
-    if isinstance(model, str) and not guard.check_model(model):
-        prep.model_denied = True
-        prep.events.append(A2ASEvent("a2as.cert.model_denied", "deny", rule=model))
+    if _model_denied(out, guard, prep):
         return prep
     if isinstance(out.get("tools"), list):
         as_chat = [{"function": {"name": t.get("name")}} if isinstance(t, dict) else t for t in out["tools"]]
@@ -206,22 +224,9 @@ def prepare_responses(
             if role in (Role.TOOL, Role.RETRIEVED):
                 guard.taint()
             kind = _KINDS.get(role) if role is not None else None
-            content = item.get("content")
-            if boundaries is None or kind is None:
-                continue
-            if isinstance(content, str):
-                item["content"], events = boundaries.wrap(kind, index, content)
-                prep.events += events
-            elif isinstance(content, list):
-                for part in content:
-                    if isinstance(part, dict) and isinstance(part.get("text"), str):
-                        part["text"], events = boundaries.wrap(kind, index, part["text"])
-                        prep.events += events
-    preamble = []
-    if defense:
-        preamble.append(defense_block(defense if isinstance(defense, str) else None))
-    if policy_block and guard.policy is not None:
-        preamble.append(guard.policy.render_block())
+            if boundaries is not None and kind is not None and "content" in item:
+                item["content"] = _wrap_content(boundaries, kind, index, item["content"], None, prep.events)
+    preamble = _preamble(guard, defense, policy_block)
     if preamble:
         existing = out.get("instructions")
         out["instructions"] = "\n\n".join([*preamble, *([existing] if isinstance(existing, str) and existing else [])])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -149,19 +150,7 @@ async def _run(
             async with EndpointTarget(
                 args.base_url, args.model, key, timeout_s=args.timeout, retries=args.retries, guard=guard
             ) as target:
-                if guard is not None:
-                    with guard.active():
-                        result = await run(
-                            probes,
-                            target,
-                            store,
-                            run_id,
-                            model_judge(ask),
-                            concurrency=args.concurrency,
-                            rate_per_s=args.rate,
-                            progress=progress,
-                        )
-                else:
+                with guard.active() if guard is not None else contextlib.nullcontext():
                     result = await run(
                         probes,
                         target,
