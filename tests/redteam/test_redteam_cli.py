@@ -166,13 +166,13 @@ def test_bad_suite_files_name_the_line(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_attacker_model_rewrites_with_a_meaning_check(tmp_path: Path) -> None:
-    from bartizan.redteam.attacker import register_attacker
+    from bartizan.redteam.attacker import attacker_transforms
     from bartizan.redteam.grid import build_probes
     from bartizan.redteam.suites import load_suite
 
     cases = [c for c in load_suite("quick") if c.family == "harmful"][:3]
-    echo = register_attacker(lambda meta, text: f"In rhyme I ask: {text}", ["verse"])
-    probes = build_probes(cases, ("plain", *echo))
+    echo = attacker_transforms(lambda meta, text: f"In rhyme I ask: {text}", ["verse"])
+    probes = build_probes(cases, ("plain", *echo), extra=echo)
     rewritten = [p for p in probes if p.transform == "model_verse"]
     assert len(rewritten) == 3 and all(p.messages[-1]["content"].startswith("In rhyme I ask:") for p in rewritten)
     # an attacker that refuses loses the request: the template rewrite of the same style is used instead
@@ -213,3 +213,6 @@ def test_attacker_model_rewrites_with_a_meaning_check(tmp_path: Path) -> None:
     assert rc == 0
     rows = [json.loads(line) for line in (tmp_path / "o" / "attempts.jsonl").read_text().splitlines()]
     assert {r["transform"] for r in rows} == {"plain", "model_narrative"}
+    from bartizan.redteam.transforms import ALL
+
+    assert set(default_registry().names()) == set(ALL)  # nothing leaked into the shared registry

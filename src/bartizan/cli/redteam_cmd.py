@@ -76,13 +76,15 @@ def run(args: argparse.Namespace) -> int:
         thresholds = _thresholds(args.fail_under)
         cases = load_suite(args.suite)
         transforms = tuple(args.transforms.split(",")) if args.transforms else QUICK_TRANSFORMS
+        extra: dict[str, Any] = {}
         if args.attacker_base_url and args.attacker_model:
-            from bartizan.redteam.attacker import openai_rewriter, register_attacker
+            from bartizan.redteam.attacker import attacker_transforms, openai_rewriter
 
             key = os.environ.get(args.attacker_api_key_env) if args.attacker_api_key_env else None
             rewrite = openai_rewriter(args.attacker_base_url, args.attacker_model, key)
-            transforms += tuple(register_attacker(rewrite, args.attacker_styles.split(",")))
-        probes = build_probes(cases, transforms, seed=args.seed)
+            extra = attacker_transforms(rewrite, args.attacker_styles.split(","))
+            transforms += tuple(extra)
+        probes = build_probes(cases, transforms, seed=args.seed, extra=extra)
         previous = json.loads(Path(args.previous).read_text("utf-8")) if args.previous else None
     except SchemaError as exc:
         print(f"bartizan redteam: invalid suite:\n{exc}", file=sys.stderr)

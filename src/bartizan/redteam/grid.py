@@ -10,11 +10,11 @@ Templates that must be sent whole (jailbreak templates) and multi-turn scripts a
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from bartizan.redteam.attempts import Probe
 from bartizan.redteam.cases import Case
-from bartizan.redteam.transforms import compose, rng_for
+from bartizan.redteam.transforms import Transform, compose, rng_for
 
 #: the quick suite's transformations: the plain form, the five stylised families, two encodings, two
 #: structural attacks and one multi-turn script
@@ -39,14 +39,22 @@ def probe_id(case_id: str, transform: str, repeat: int = 0) -> str:
     return hashlib.sha256(f"{case_id}|{transform}|{repeat}".encode()).hexdigest()[:16]
 
 
-def build_probes(cases: Iterable[Case], transforms: Sequence[str] = QUICK_TRANSFORMS, *, seed: int = 0) -> list[Probe]:
-    """Cases x transforms. Unknown transformation names raise KeyError (from the registry)."""
-    resolved = {name: (None if name == "plain" else compose(name)) for name in transforms}
+def build_probes(
+    cases: Iterable[Case],
+    transforms: Sequence[str] = QUICK_TRANSFORMS,
+    *,
+    seed: int = 0,
+    extra: Mapping[str, Transform] | None = None,
+) -> list[Probe]:
+    """Cases x transforms. `extra` adds transformations by name (attacker-model rewrites) without touching the
+    shared registry. Unknown transformation names raise KeyError (from the registry)."""
+    more = dict(extra or {})
+    resolved = {name: (None if name == "plain" else more.get(name) or compose(name)) for name in transforms}
     out: list[Probe] = []
     for case in cases:
         names = transforms if case.family in TRANSFORMABLE else ("plain",)
         for name in names:
-            transform = resolved.get(name) if name in resolved else (None if name == "plain" else compose(name))
+            transform = resolved[name]
             pid = probe_id(case.id, name)
             system = [{"role": "system", "content": case.system}] if case.system else []
             if transform is None:
