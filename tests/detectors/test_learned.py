@@ -406,3 +406,17 @@ def test_bundled_pipeline_blocks_the_poem_and_passes_the_storm() -> None:
 
 def test_modules_register_their_detectors() -> None:
     assert {injection.NAME, jailbreak.NAME, harmful_intent.NAME} <= set(default_registry.names())
+
+
+def test_a_role_threshold_from_the_head_applies_to_that_surface_only(tmp_path: Path) -> None:
+    head = marker_head("injection", MARKERS["injection"])
+    head.metadata["role_thresholds"] = {"tool": 0.999999}  # tool output: a stricter threshold than user turns
+    head.save(tmp_path, name="role-heads")
+    text = f"please {MARKERS['injection']} now"
+    user = run("injection", text, Role.USER, head_dir=str(tmp_path))
+    tool = run("injection", text, Role.TOOL, head_dir=str(tmp_path))
+    assert user and user[0].score >= 0.5
+    assert tool and tool[0].score < user[0].score and "threshold 1.000" in tool[0].evidence
+    # a threshold in the policy beats both
+    forced = run("injection", text, Role.TOOL, head_dir=str(tmp_path), threshold=0.5)
+    assert forced[0].score >= 0.5

@@ -356,6 +356,15 @@ class LearnedDetector:
     def _head(self) -> Any:
         return load_head(self.config.head_dir, self.config.head_name or self.NAME)
 
+    def threshold_for(self, head: Any, role: Role) -> float:
+        """The policy's threshold, else the head's threshold for this surface (``metadata.role_thresholds``,
+        chosen by the trainer on benign text of that role), else the head's shipped threshold."""
+        if self.config.threshold is not None:
+            return float(self.config.threshold)
+        per_role = head.metadata.get("role_thresholds") or {}
+        value = per_role.get(role.value) if isinstance(per_role, dict) else None
+        return float(value) if isinstance(value, (int, float)) and 0.0 < value < 1.0 else float(head.threshold)
+
     def sentence_threshold(self, head: Any) -> float | None:
         """The threshold for single-sentence segments, or None when there is none (sentences not scored)."""
         if self.config.sentence_threshold is not None:
@@ -394,7 +403,7 @@ class LearnedDetector:
         if probs.shape[0] != len(segs) or not np.all(np.isfinite(probs)):
             raise ValueError(f"head {self.NAME!r} returned unusable scores")
         np.clip(probs, 0.0, 1.0, out=probs)
-        t = float(self.config.threshold if self.config.threshold is not None else head.threshold)
+        t = self.threshold_for(head, ctx.message.role)
         # Sentences are a different surface from whole texts: each kind is put on the operating scale with
         # its own threshold, and the best segment is the one furthest along that common scale.
         ops = np.fromiter(

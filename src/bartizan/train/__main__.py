@@ -36,6 +36,8 @@ HARD_KINDS = frozenset({"lookalike", "persona", "chat"})
 #: ReLU layer lifted harmful_intent recall at 2% FPR from 0.75 to 0.84 and injection recall at 1% FPR from
 #: 0.54 to 0.61 (raw-text features); for jailbreak it bought nothing (0.895 either way), so that head stays linear
 HIDDEN = {"injection": 256, "jailbreak": 0, "harmful_intent": 256}
+#: surfaces that get their own threshold (tool output and retrieved documents are read as "tool" here)
+ROLE_THRESHOLDS = {"injection": ("tool",)}
 #: run-time combination rule recorded in each head's metadata (see `bartizan.models.features.score_text`)
 COMBINE = {"injection": "text", "jailbreak": "text", "harmful_intent": "text"}
 LOOKALIKE_SOURCES = ("xstest_safe", "jbb_benign", "cse_frr")
@@ -191,9 +193,27 @@ def recalibrate_deployed(
     benign = np.array([not any(v == 1 for v in e.labels.values()) for e in ex])
     p_cal = deployed_probabilities(head, args.heads_out, args.static, [ex[i] for i in cal])
     tau = threshold_for_fpr(p_cal[benign[cal]], fitted.target_fpr)
+    # per-surface thresholds (detection-notes: a threshold from easy benign rows does not transfer to tool
+    # output): chosen on the calibration split's benign rows of that role alone, for the same FPR
+    cal_role = np.array([ex[i].role for i in cal])
+    role_tau = {
+        role: threshold_for_fpr(p_cal[benign[cal] & (cal_role == role)], fitted.target_fpr)
+        for role in ROLE_THRESHOLDS.get(head, ())
+        if (benign[cal] & (cal_role == role)).sum() >= 200
+    }
     p_te = deployed_probabilities(head, args.heads_out, args.static, [ex[i] for i in te])
     y = np.array([ex[i].labels[head] for i in te])
-    metrics = evaluate_scores(p_te, tau, y, [ex[i].source for i in te], [ex[i].style for i in te], benign[te])
+    te_role = np.array([ex[i].role for i in te])
+    tau_rows = np.array([role_tau.get(r, tau) for r in te_role])
+    metrics = evaluate_scores(p_te, tau_rows, y, [ex[i].source for i in te], [ex[i].style for i in te], benign[te])
+    metrics["threshold"] = round(tau, 6)
+    if role_tau:
+        metrics["role_thresholds"] = {r: round(t, 6) for r, t in role_tau.items()}
+        for r in role_tau:  # the shipped thresholds' effect on that surface alone
+            m = te_role == r
+            pos, neg = m & (y == 1), m & (y == 0) & benign[te]
+            metrics[f"recall_at_threshold_{r}"] = round(float((p_te[pos] >= role_tau[r]).mean()), 4)
+            metrics[f"fpr_at_threshold_{r}"] = round(float((p_te[neg] >= role_tau[r]).mean()), 4)
     metrics["rows"] = raw["rows"]
     metrics["scored_by"] = f"bartizan.detectors.{head} (default config)"
     metrics["raw_features"] = {k: v for k, v in raw.items() if not isinstance(v, dict)}
@@ -331,6 +351,11 @@ def main(argv: list[str] | None = None) -> int:
                 "hard_weight": HARD_WEIGHT[head],
                 "seed": SEED,
                 "combine": COMBINE[head],
+                **(
+                    {"role_thresholds": {**metrics["role_thresholds"], "retrieved": metrics["role_thresholds"]["tool"]}}
+                    if "tool" in metrics.get("role_thresholds", {})
+                    else {}
+                ),
             },
         ).save(args.heads_out, update_manifest=False)
         args.cards_out.mkdir(parents=True, exist_ok=True)

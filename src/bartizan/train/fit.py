@@ -167,14 +167,15 @@ def evaluate(
 
 def evaluate_scores(
     p: np.ndarray,
-    threshold: float,
+    threshold: float | np.ndarray,
     y: np.ndarray,
     sources: Sequence[str],
     styles: Sequence[str],
     benign_mask: np.ndarray,
 ) -> dict[str, object]:
     """Metrics of probabilities `p`: AUC and recall at 0.1/1/5% FPR (against `benign_mask` negatives),
-    recall and FPR at `threshold`, FPR per benign source, recall per style and per attack source."""
+    recall and FPR at `threshold` (one value, or one per row for per-surface thresholds), FPR per benign
+    source, recall per style and per attack source."""
     p = np.asarray(p, dtype=np.float64)
     y = np.asarray(y)
     pos = y == 1
@@ -187,7 +188,7 @@ def evaluate_scores(
         "n_benign": int(neg_eval.sum()),
         "auc": round(auc(ys, ss), 4),
         **{f"recall_at_{f * 100:g}pct_fpr": round(recall_at_fpr(ys, ss, f), 4) for f in FPR_POINTS},
-        "threshold": round(threshold, 6),
+        "threshold": round(float(np.min(threshold)), 6) if np.ndim(threshold) else round(float(threshold), 6),
         "recall_at_threshold": round(float(flagged[pos].mean()), 4) if pos.any() else None,
         "fpr_at_threshold": round(float(flagged[neg_eval].mean()), 4) if neg_eval.any() else None,
     }
