@@ -72,22 +72,14 @@ def key_path(loc: tuple[Any, ...]) -> str:
     return out
 
 
-class YamlDoc:
-    """A parsed YAML text that can say on which line a key path stands (nodes are composed only then)."""
+class Located:
+    """Says on which line of `text` a key path stands; nodes are composed only when a line is asked for.
+    Subclasses provide `text`, `source`, `_root` (None) and `_composed` (False)."""
 
-    def __init__(self, text: str, source: str) -> None:
-        self.text = text
-        self.source = source
-        self._root: yaml.Node | None = None
-        self._composed = False
-        try:
-            self.data: Any = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark
-            line = mark.line + 1 if mark is not None else None
-            raise SchemaError([SchemaIssue(source, line, "", f"invalid YAML: {exc.problem}")]) from None
-        except yaml.YAMLError as exc:
-            raise SchemaError([SchemaIssue(source, None, "", f"invalid YAML: {exc}")]) from None
+    text: str
+    source: str
+    _root: yaml.Node | None
+    _composed: bool
 
     def line(self, loc: tuple[Any, ...]) -> int | None:
         if not self._composed:
@@ -109,6 +101,24 @@ class YamlDoc:
             msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
             out.append(self.issue(loc, msg))
         return out
+
+
+class YamlDoc(Located):
+    """A parsed YAML text that can say on which line a key path stands (nodes are composed only then)."""
+
+    def __init__(self, text: str, source: str) -> None:
+        self.text = text
+        self.source = source
+        self._root: yaml.Node | None = None
+        self._composed = False
+        try:
+            self.data: Any = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark
+            line = mark.line + 1 if mark is not None else None
+            raise SchemaError([SchemaIssue(source, line, "", f"invalid YAML: {exc.problem}")]) from None
+        except yaml.YAMLError as exc:
+            raise SchemaError([SchemaIssue(source, None, "", f"invalid YAML: {exc}")]) from None
 
 
 def load_yaml_model(model: type[M], text: str, source: str) -> M:

@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import yaml
-from pydantic import ValidationError
 
 from bartizan.a2as.jcs import int_is_exact_double
-from bartizan.schema import SchemaError, SchemaIssue, key_path, node_line
+from bartizan.schema import Located, SchemaError, SchemaIssue, key_path
 
 Syntax = Literal["json", "yaml"]
 MAX_TEXT_CHARS = 1_000_000
@@ -76,8 +75,9 @@ def _json_constant(name: str) -> Any:
 
 
 @dataclass
-class CertDocument:
-    """A parsed certificate text: its JSON value, and the lines its key paths stand on."""
+class CertDocument(Located):
+    """A parsed certificate text: its JSON value, and the lines its key paths stand on (JSON text is composed
+    as YAML for that: JSON is nearly a YAML subset)."""
 
     data: Any
     text: str
@@ -85,27 +85,6 @@ class CertDocument:
     syntax: Syntax
     _root: yaml.Node | None = field(default=None, repr=False)
     _composed: bool = field(default=False, repr=False)
-
-    def line(self, loc: tuple[Any, ...]) -> int | None:
-        """1-based line of `loc` (JSON text is composed as YAML for this: JSON is nearly a YAML subset)."""
-        if not self._composed:
-            try:
-                self._root = yaml.compose(self.text, Loader=yaml.SafeLoader)
-            except yaml.YAMLError:
-                self._root = None
-            self._composed = True
-        return node_line(self._root, loc)
-
-    def issue(self, loc: tuple[Any, ...], message: str) -> SchemaIssue:
-        return SchemaIssue(self.source, self.line(loc), key_path(loc), message)
-
-    def issues_from(self, exc: ValidationError, prefix: tuple[Any, ...] = ()) -> list[SchemaIssue]:
-        out = []
-        for err in exc.errors():
-            loc = prefix + tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            out.append(self.issue(loc, msg))
-        return out
 
 
 def parse_document(text: str, source: str) -> CertDocument:

@@ -141,6 +141,15 @@ class Enforced:
         return [d for d in self.decisions if not d.allowed]
 
 
+def _leak_check(text: str, result: Enforced, mode: Literal["block", "strip", "monitor"]) -> str:
+    """The answer text after the tag-leak check: an event when it holds a ``<a2as:`` tag, escaped on "strip"."""
+    if not find_tag_leak(text):
+        return text
+    result.tag_leak = True
+    result.events.append(A2ASEvent("a2as.output.tag_leak", mode))
+    return text.replace("<a2as:", "&lt;a2as:").replace("</a2as:", "&lt;/a2as:") if mode == "strip" else text
+
+
 def enforce_answer(
     message: dict[str, Any], guard: AgentGuard, *, tag_leak: Literal["block", "strip", "monitor"] = "block"
 ) -> Enforced:
@@ -168,12 +177,8 @@ def enforce_answer(
     if notes:
         text = message.get("content") if isinstance(message.get("content"), str) else ""
         message["content"] = "\n".join(filter(None, [text, *notes]))
-    content = message.get("content")
-    if isinstance(content, str) and find_tag_leak(content):
-        result.tag_leak = True
-        result.events.append(A2ASEvent("a2as.output.tag_leak", tag_leak))
-        if tag_leak == "strip":
-            message["content"] = content.replace("<a2as:", "&lt;a2as:").replace("</a2as:", "&lt;/a2as:")
+    if isinstance(message.get("content"), str):
+        message["content"] = _leak_check(message["content"], result, tag_leak)
     return result
 
 
@@ -268,9 +273,6 @@ def enforce_response_output(
     for item in kept:
         for part in (item.get("content") or []) if isinstance(item, dict) and item.get("type") == "message" else []:
             text = part.get("text") if isinstance(part, dict) else None
-            if isinstance(text, str) and find_tag_leak(text):
-                result.tag_leak = True
-                result.events.append(A2ASEvent("a2as.output.tag_leak", tag_leak))
-                if tag_leak == "strip":
-                    part["text"] = text.replace("<a2as:", "&lt;a2as:").replace("</a2as:", "&lt;/a2as:")
+            if isinstance(text, str):
+                part["text"] = _leak_check(text, result, tag_leak)
     return result

@@ -66,13 +66,18 @@ class LinearHead:
     def dim(self) -> int:
         return int(self.weights.shape[0])
 
-    def decision(self, X: np.ndarray) -> np.ndarray:
-        """Raw margins ``w·x + bias`` for a (n, dim) matrix or a single (dim,) vector (returned as (1,))."""
+    def _rows(self, X: np.ndarray) -> np.ndarray:
+        """`X` as a float32 (n, dim) matrix; a single (dim,) vector becomes one row."""
         x = np.asarray(X, dtype=np.float32)
         if x.ndim == 1:
             x = x[None, :]
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"head {self.name!r} expects (n, {self.dim}) inputs, got {x.shape}")
+        return x
+
+    def decision(self, X: np.ndarray) -> np.ndarray:
+        """Raw margins ``w·x + bias`` for a (n, dim) matrix or a single (dim,) vector (returned as (1,))."""
+        x = self._rows(X)
         margins: np.ndarray = (x @ self.weights).astype(np.float64) + self.bias
         return margins
 
@@ -188,11 +193,7 @@ class MLPHead(LinearHead):
         return int(self.hidden_weights.shape[0])
 
     def decision(self, X: np.ndarray) -> np.ndarray:
-        x = np.asarray(X, dtype=np.float32)
-        if x.ndim == 1:
-            x = x[None, :]
-        if x.ndim != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"head {self.name!r} expects (n, {self.dim}) inputs, got {x.shape}")
+        x = self._rows(X)
         hidden = np.maximum(x @ self.hidden_weights + self.hidden_bias, 0.0)
         margins: np.ndarray = (hidden @ self.weights).astype(np.float64) + self.bias
         return margins
