@@ -10,7 +10,9 @@ view (base64, hex, URL, HTML), each as a whole (up to `max_whole_chars`) and in 
 `window_chars`, and texts longer than one window also in finer windows of `small_window_chars` (a short
 injection inside a long e-mail is diluted in a large window), so a known attack pasted into a long document
 is still found and the finding names the window's span. Total work is linear in the text length (each
-character is embedded about 3.5 times: whole, one large and two small windows). The best window over all
+character falls in about 3.5 windows: whole, one large and two small), and each view is tokenized only once
+per message: windows are pooled from the message's token cache (`bartizan.models.tokens`, shared with the
+learned detectors), which gives the same vectors as embedding each window's text. The best window over all
 views gives the score:
 `Calibration.score` maps cosine `floor` -> 0, `threshold` -> 0.5, 1 -> 1 (policy threshold 0.5 = the
 calibrated operating point).
@@ -92,10 +94,27 @@ def best_match(
         return None
     if ctx is not None:
         ctx.check_deadline()
-    vectors = embedder.encode([w[0].text[w[1] : w[2]] for w in windows])
+    vectors = embed_windows(views, windows, embedder)
     rows, sims = loaded.index.nearest(vectors)
     best = int(np.argmax(sims))
     return float(sims[best]), int(rows[best]), windows[best]
+
+
+def embed_windows(views: TextViews, windows: list[tuple[View, int, int]], embedder: Any) -> np.ndarray:
+    """Embeddings of `windows`, in order. With the static embedder they are pooled from the message's token
+    cache (`bartizan.models.tokens`: each view tokenized once, shared with the learned detectors; the same
+    vectors as embedding each window's text, to float rounding); any other embedder encodes the texts."""
+    if not hasattr(embedder, "encode_with_offsets"):
+        return np.asarray(embedder.encode([v.text[a:b] for v, a, b in windows]), dtype=np.float32)
+    from bartizan.models.tokens import span_embeddings
+
+    out = np.empty((len(windows), embedder.dim), dtype=np.float32)
+    groups: dict[int, tuple[View, list[int]]] = {}
+    for i, (view, _, _) in enumerate(windows):
+        groups.setdefault(id(view), (view, []))[1].append(i)
+    for view, idx in groups.values():
+        out[idx] = span_embeddings(views, view, embedder, [windows[i][1:] for i in idx])
+    return out
 
 
 def _atlas(category: str, indirect: bool, derived: bool) -> tuple[str, ...]:

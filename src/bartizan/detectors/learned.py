@@ -12,9 +12,12 @@ One scan of one message, for every learned detector together:
    is skipped: the source's own chunks cover it. For tool and retrieved content (configurable) every
    sentence of the normalized text is also scored on its own, when a sentence threshold exists (below):
    one instruction inside a long benign e-mail.
-3. **Features, once.** Segment features (`bartizan.models.features`, the recipe the heads were trained on)
-   are computed in batches and cached on the message's `TextViews`, so the three detectors embed the text
-   once between them; a deadline check runs between batches.
+3. **Features, once.** Each scored view is tokenized once per message (`bartizan.models.tokens`: ids, word
+   extents and token vectors, shared with known_attacks), and segment features (`span_features`, the recipe
+   the heads were trained on, equal to `features_batch` on the segment's text to float rounding) are pooled
+   from it in batches and cached on the message's `TextViews`, so the three detectors embed the text once
+   between them; a deadline check runs between batches (a view is tokenized whole, in the first batch
+   that needs it: about 0.2-0.5 ms per 1,000 characters).
 4. **Head.** A calibrated linear head (`bartizan.models.heads.LinearHead`) turns features into probabilities;
    the best segment wins and the finding names its view and its span in the original text.
 
@@ -40,10 +43,9 @@ closed. Raw text is never logged or put into evidence.
 
 from __future__ import annotations
 
+import codecs
 import functools
 import re
-import threading
-import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +56,7 @@ from pydantic import Field, model_validator
 
 from bartizan import taxonomy as tx
 from bartizan.detectors.base import DetectorConfig, ScanContext
+from bartizan.models.tokens import message_cache
 from bartizan.text.views import TextViews, View
 from bartizan.types import Finding, Role
 
@@ -99,33 +102,28 @@ class LearnedConfig(DetectorConfig):
 
 
 # --- models: loaded lazily, once per process -------------------------------------------------------------
-Featurizer = Callable[[Sequence[str]], np.ndarray]
+class SpanFeaturizer:
+    """Feature rows of spans of a view, from the message's token cache (`bartizan.models.tokens`): each view
+    is tokenized once per message, whatever the number of chunks, sentences and ask sentences scored."""
+
+    def __init__(self, embedder: Any) -> None:
+        self.embedder = embedder
+
+    def __call__(self, views: TextViews, view: View, spans: Sequence[tuple[int, int]]) -> np.ndarray:
+        from bartizan.models.features import MAX_CHARS, span_features  # the recipe the heads were trained on
+        from bartizan.models.tokens import span_embeddings, view_tokens
+
+        tokens = view_tokens(views, view, self.embedder)
+        whole = span_embeddings(views, view, self.embedder, [(a, min(b, a + MAX_CHARS)) for a, b in spans])
+        return span_features(self.embedder, tokens, spans, whole)
 
 
 @functools.lru_cache(maxsize=8)
-def load_featurizer(embedder_dir: str | None) -> tuple[str, Featurizer]:
-    """(cache key, batch feature function) for an embedding model; the recipe the heads were trained on."""
+def load_featurizer(embedder_dir: str | None) -> tuple[str, SpanFeaturizer]:
+    """(cache key, span feature function) for an embedding model; the recipe the heads were trained on."""
     from bartizan.models.embedder import load_embedder
-    from bartizan.models.features import features_batch  # numpy only; the recipe the heads were trained on
 
-    embedder = _Dedup(load_embedder(embedder_dir))
-    return f"emb:{embedder_dir or 'bundled'}", functools.partial(features_batch, embedder)
-
-
-class _Dedup:
-    """An embedder that encodes each distinct text once per call: the recipe embeds every text and its
-    request-bearing sentences, which for a one-sentence segment are the same text (half the tokenizing)."""
-
-    def __init__(self, embedder: Any) -> None:
-        self._embedder = embedder
-        self.dim: int = embedder.dim
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        index: dict[str, int] = {}
-        rows = [index.setdefault(t, len(index)) for t in texts]
-        if len(index) == len(rows):
-            return np.asarray(self._embedder.encode(list(texts)))
-        return np.asarray(self._embedder.encode(list(index)))[rows]
+    return f"emb:{embedder_dir or 'bundled'}", SpanFeaturizer(load_embedder(embedder_dir))
 
 
 def bundled_heads_dir() -> Path:
@@ -177,6 +175,7 @@ def chunk_spans(text: str, size: int, overlap: int) -> list[tuple[int, int]]:
 
 _SENTENCE_END = re.compile(r"[.!?。！？]+[\"')\]]*(?=\s)|\n\s*")
 _WORD = re.compile(r"\w+")
+_SAMPLE = 1000  # characters whose words `languageness` counts
 
 
 def sentence_spans(text: str, min_words: int = 4, max_chars: int = 1000) -> list[tuple[int, int]]:
@@ -218,10 +217,34 @@ _COMMON = frozenset(
 
 def languageness(text: str, sample: int = 1000) -> float:
     """Share of the words in (a sample of) `text` that are common English words: 0 for gibberish."""
-    words = _WORD.findall(text[:sample].lower())
-    if not words:
-        return 0.0
-    return len(_COMMON.intersection(words)) / len(set(words))
+    return _share_common(_sample_words(text, sample), _COMMON)
+
+
+def _sample_words(text: str, sample: int = _SAMPLE) -> set[str]:
+    return set(_WORD.findall(text[:sample].lower()))
+
+
+def _share_common(words: set[str], common: frozenset[str]) -> float:
+    return len(common.intersection(words)) / len(words) if words else 0.0
+
+
+# The common words as they read in the ROT13 and the reversed view. Both views are letter-for-letter
+# transforms of the normalized text, so for ASCII text their words are the transformed words of the
+# normalized text: their languageness is one set intersection, not another regex pass (most prompts of
+# 1,000 characters score under _PLAIN_ENOUGH, so both are computed for nearly every message).
+_COMMON_AS = {
+    "rot13": frozenset(codecs.encode(w, "rot13") for w in _COMMON),
+    "reversed": frozenset(w[::-1] for w in _COMMON),
+}
+
+
+def _gated_languageness(name: str, view: View, base_text: str, base_words: set[str]) -> float:
+    """`languageness(view.text)` for a gated view, from the normalized text's sampled words when exact."""
+    if name == "rot13" and base_text[:_SAMPLE].isascii():  # same sample, letters mapped one to one
+        return _share_common(base_words, _COMMON_AS[name])
+    if name == "reversed" and len(base_text) <= _SAMPLE and base_text.isascii():  # the whole text, reversed
+        return _share_common(base_words, _COMMON_AS[name])
+    return languageness(view.text)
 
 
 _PLAIN_ENOUGH = 0.3  # a normalized text this language-like is not scored again as leet, ROT13 or reversed
@@ -240,6 +263,7 @@ def select_views(views: TextViews, wanted: Sequence[str]) -> list[View]:
     base = views.normalized
     out: list[View] = [base]
     base_lang: float | None = None
+    base_words: set[str] = set()
     for name in wanted:
         if name == "normalized":
             continue
@@ -248,13 +272,14 @@ def select_views(views: TextViews, wanted: Sequence[str]) -> list[View]:
             continue
         if name in _GATED:
             if base_lang is None:
-                base_lang = languageness(base.text)
+                base_words = _sample_words(base.text)
+                base_lang = _share_common(base_words, _COMMON)
             if base_lang >= _PLAIN_ENOUGH:
                 continue
         view = getattr(views, name)
         if view is None or view is base or not view.text.strip():
             continue
-        if name in _GATED and languageness(view.text) < (base_lang or 0.0) + 0.15:
+        if name in _GATED and _gated_languageness(name, view, base.text, base_words) < (base_lang or 0.0) + 0.15:
             continue
         out.append(view)
     cache[key] = tuple(out)
@@ -271,27 +296,20 @@ def unchanged(view: View, start: int, end: int) -> bool:
 
 
 # --- features shared by the detectors of one message ------------------------------------------------------
-_MESSAGE_CACHE: weakref.WeakKeyDictionary[TextViews, dict[tuple[Any, ...], Any]] = weakref.WeakKeyDictionary()
-_CACHE_LOCK = threading.Lock()
-
-
-def _message_cache(views: TextViews) -> dict[tuple[Any, ...], Any]:
-    """Per-message scratch space shared by the learned detectors; it goes away with the message's views."""
-    with _CACHE_LOCK:
-        return _MESSAGE_CACHE.setdefault(views, {})
+_message_cache = message_cache  # the per-message scratch space, shared with the token cache
 
 
 def segment_features(
     views: TextViews,
     key: str,
-    featurize: Featurizer,
+    featurize: SpanFeaturizer,
     segments: Sequence[tuple[View, int, int]],
     check: Callable[[], None] | None = None,
     batch: int = 64,
 ) -> np.ndarray:
     """Feature rows of `segments` (view, start, end); rows already computed for this message are reused.
 
-    Encoded in batches of `batch` segments with `check` (the deadline) called before each, so a long
+    Computed in batches of `batch` segments with `check` (the deadline) called before each, so a long
     document that runs out of time stops within one batch instead of after the whole text."""
     cache = _message_cache(views)
     keys = [(key, view.name, a, b) for view, a, b in segments]
@@ -300,12 +318,22 @@ def segment_features(
         if check is not None:
             check()
         part = missing[lo : lo + batch]
-        rows = featurize([segments[i][0].text[segments[i][1] : segments[i][2]] for i in part])
-        for i, row in zip(part, rows, strict=True):
-            cache[keys[i]] = row
+        for view, idx in _by_view(segments, part):
+            rows = featurize(views, view, [segments[i][1:] for i in idx])
+            for i, row in zip(idx, rows, strict=True):
+                cache[keys[i]] = row
     if not keys:
         return np.zeros((0, 0), dtype=np.float32)
     return np.stack([cache[k] for k in keys])
+
+
+def _by_view(segments: Sequence[tuple[View, int, int]], part: list[int]) -> list[tuple[View, list[int]]]:
+    """The indices in `part` grouped by their segment's view, in first-seen order."""
+    groups: dict[int, tuple[View, list[int]]] = {}
+    for i in part:
+        view = segments[i][0]
+        groups.setdefault(id(view), (view, []))[1].append(i)
+    return list(groups.values())
 
 
 # --- the detector ---------------------------------------------------------------------------------------

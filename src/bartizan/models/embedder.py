@@ -9,7 +9,13 @@ tests/models/test_embedder.py checks this against model2vec when it is installed
 
 Nothing is loaded at import. `load_embedder` loads a model folder once per process (thread-safe), after
 verifying every artifact against the folder's manifest (`IntegrityError` on any mismatch: fail closed). The
-vector table is memory-mapped, so several processes share its pages.
+vector table is memory-mapped, so several processes share its pages; a float32 copy (`table32`, about 30 MB
+per process) is made on first use, because gathering float32 rows measured faster than converting float16
+rows on every call.
+
+For the per-message token cache (`bartizan.models.tokens`) the embedder also tokenizes with character
+offsets (`encode_with_offsets`), and memoises the token ids of words (`memo_token_ids`), with a Python
+WordPiece (`PlainWordPiece`) for the new words of plain text.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import json
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -28,6 +34,8 @@ BUNDLED_STATIC = Path(__file__).resolve().parent / "bundled" / "static"
 FORMAT = "bartizan-static/1"
 _REQUIRED = ("config.json", "tokenizer.json", "embeddings.npy")
 
+_MEMO_MAX = 100_000  # words memoised per embedder (about 15-20 MB at most)
+_MEMO_CHARS = 100  # the tokenizer's longest word (max_input_chars_per_word); longer ones are one [UNK] anyway
 _cache: dict[str, StaticEmbedder] = {}
 _cache_lock = threading.Lock()
 
@@ -68,6 +76,9 @@ class StaticEmbedder:
         self._encode_batch = getattr(self._tokenizer, "encode_batch_fast", self._tokenizer.encode_batch)
         self._tok_path = tok_path
         self._counter: Tokenizer | None = None  # untruncated copy for `tokenize_count`, built on first use
+        self._table32: np.ndarray | None = None  # float32 copy of the table, built on first use
+        self._memo: dict[str, list[int]] = {}  # token ids of short strings (words), bounded: see `memo_token_ids`
+        self._wordpiece: PlainWordPiece | Literal[False] | None = None  # built on first use; False: not BERT-style
         if self._tokenizer.get_vocab_size() > vectors.shape[0]:
             raise IntegrityError("tokenizer vocabulary is larger than the vector table", "tokenizer.json")
         # model2vec cuts the characters before tokenising (max_length x median token length), then truncates.
@@ -77,8 +88,29 @@ class StaticEmbedder:
     def name(self) -> str:
         return self.manifest.name
 
-    def tokenize_count(self, text: str) -> int:
-        """Number of tokens in `text` (no special tokens, no truncation): what a chunker budgets against."""
+    @property
+    def char_cut(self) -> int:
+        """Characters of a text that are tokenized at all (model2vec's pre-cut)."""
+        return self._char_cut
+
+    @property
+    def unk_id(self) -> int | None:
+        """The unknown token's id (dropped before pooling), or None."""
+        return self._unk_id
+
+    @property
+    def table32(self) -> np.ndarray:
+        """The vector table as float32 (about 30 MB), copied once: gathering float32 rows and summing them
+        measured faster than gathering float16 rows and converting on every call. Same values (float16 ->
+        float32 is exact)."""
+        table = self._table32
+        if table is None:
+            table = np.ascontiguousarray(self._vectors, dtype=np.float32)
+            self._table32 = table
+        return table
+
+    def _untruncated(self) -> Any:
+        """A copy of the tokenizer without truncation (built on first use)."""
         counter = self._counter
         if counter is None:
             from tokenizers import Tokenizer
@@ -87,10 +119,73 @@ class StaticEmbedder:
             counter.no_padding()
             counter.no_truncation()
             self._counter = counter
+        return counter
+
+    def tokenize_count(self, text: str) -> int:
+        """Number of tokens in `text` (no special tokens, no truncation): what a chunker budgets against."""
+        return len(self.encode_with_offsets(text)[1].ids)
+
+    def encode_with_offsets(self, text: str) -> tuple[str, Any]:
+        """(text tokenized, its untruncated `tokenizers.Encoding` with character offsets and word ids).
+
+        Lone surrogates cannot cross into Rust: they are replaced by "?" (one character each, so offsets
+        still index the given text), as `token_ids` does."""
+        counter = self._untruncated()
         try:
-            return len(counter.encode(text, add_special_tokens=False).ids)
+            return text, counter.encode(text, add_special_tokens=False)
         except TypeError:
-            return len(counter.encode(text.encode("utf-8", "replace").decode("utf-8"), add_special_tokens=False).ids)
+            safe = text.encode("utf-8", "replace").decode("utf-8")
+            return safe, counter.encode(safe, add_special_tokens=False)
+
+    def token_id_lists(self, texts: Sequence[str]) -> list[list[int]]:
+        """Untruncated token ids of each text, unknown tokens kept (words and edge pieces of the token cache).
+
+        One pre-tokenized call, each text tokenized on its own, rather than `encode_batch`: the batch call
+        hands the work to a thread pool, which on a busy machine cost five times the tokenizing itself."""
+        texts = list(texts)
+        if not texts:
+            return []
+        counter = self._untruncated()
+        try:
+            encoding = counter.encode(texts, is_pretokenized=True, add_special_tokens=False)
+        except TypeError:
+            safe = [t.encode("utf-8", "replace").decode("utf-8") for t in texts]
+            encoding = counter.encode(safe, is_pretokenized=True, add_special_tokens=False)
+        out: list[list[int]] = [[] for _ in texts]
+        for token, word in zip(encoding.ids, encoding.word_ids, strict=True):
+            out[word].append(token)
+        return out
+
+    def memo_token_ids(self, words: Sequence[str], *, plain: bool = False) -> list[list[int]]:
+        """`token_id_lists` of short strings (words), memoised: most words of a prompt were seen before, and
+        a dict look-up is far cheaper than a call into the tokenizer. The memo is a pure cache of a
+        deterministic function, bounded (cleared past `_MEMO_MAX` entries; strings over `_MEMO_CHARS` are
+        tokenized but not kept). `plain=True` promises that every string is one plain word, one punctuation
+        character or blanks (see `plain_wordpiece`): misses are then tokenized in Python, which measured
+        several times faster than a call into the tokenizer for the handful of new words of a message."""
+        memo = self._memo
+        found: list[list[int] | None] = list(map(memo.get, words))
+        holes = _indices_of_none(found)  # a few per message: found by list.index, not a Python loop
+        if not holes:
+            return found  # type: ignore[return-value]
+        missing = list({words[i] for i in holes})
+        wordpiece = self.plain_wordpiece if plain else None
+        fresh_ids = [wordpiece.ids(w) for w in missing] if wordpiece else self.token_id_lists(missing)
+        fresh = dict(zip(missing, fresh_ids, strict=True))
+        if len(memo) + len(fresh) > _MEMO_MAX:
+            memo.clear()
+        memo.update((w, ids) for w, ids in fresh.items() if len(w) <= _MEMO_CHARS)
+        for i in holes:
+            found[i] = fresh[words[i]]
+        return found  # type: ignore[return-value]
+
+    @property
+    def plain_wordpiece(self) -> PlainWordPiece | None:
+        """The tokenizer's WordPiece model in Python, for plain text, when the tokenizer is BERT-style (BERT
+        normalizer with lower case, BERT pre-tokenizer, WordPiece); None otherwise."""
+        if self._wordpiece is None:
+            self._wordpiece = PlainWordPiece.from_tokenizer(self._tokenizer) or False
+        return self._wordpiece or None
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """The token ids each text is pooled from: truncated at `max_length`, unknown tokens removed."""
@@ -111,11 +206,11 @@ class StaticEmbedder:
         """Embed `texts`: float32 array of shape (len(texts), dim), rows L2-normalised; empty text -> zero row."""
         ids = self.token_ids(texts)
         out = np.zeros((len(ids), self.dim), dtype=np.float32)
-        table = self._vectors
+        table = self.table32
         for row, id_list in enumerate(ids):
             if id_list:
-                # gather in the stored dtype, accumulate in float32 (as model2vec's mean over float16 does)
-                out[row] = table[np.asarray(id_list, dtype=np.intp)].mean(axis=0, dtype=np.float32)
+                # float32 rows (exact copies of the float16 ones), accumulated in float32 as model2vec's mean is
+                out[row] = table[np.asarray(id_list, dtype=np.intp)].mean(axis=0)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         norms[norms == 0.0] = 1.0
         out /= norms
@@ -125,6 +220,58 @@ class StaticEmbedder:
         """Embed a single text: float32 vector of shape (dim,)."""
         row: np.ndarray = self.encode([text])[0]
         return row
+
+
+class PlainWordPiece:
+    """WordPiece of one plain word (ASCII letters and digits), one punctuation character or blanks, in Python.
+
+    For such strings a BERT tokenizer only lower-cases (\\t, \\n, \\r become blanks, which make no token),
+    then runs WordPiece: greedy longest match from the left, "##" before pieces inside a word, the unknown
+    token for a word it cannot cover or longer than `max_chars`. tests/models/test_tokens.py checks it
+    against the tokenizer."""
+
+    def __init__(self, vocab: dict[str, int], unk_id: int, prefix: str, max_chars: int, added: tuple[str, ...]):
+        self.vocab = vocab
+        self.unk_id = unk_id
+        self.prefix = prefix
+        self.max_chars = max_chars
+        self.added = added  # added tokens (e.g. "[MASK]") are matched in raw text: texts with one are not plain
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer: Any) -> PlainWordPiece | None:
+        spec = json.loads(tokenizer.to_str())
+        norm, pre, model = spec.get("normalizer") or {}, spec.get("pre_tokenizer") or {}, spec.get("model") or {}
+        bert = norm.get("type") == "BertNormalizer" and norm.get("lowercase") and norm.get("clean_text", True)
+        if not bert or pre.get("type") != "BertPreTokenizer" or model.get("type") != "WordPiece":
+            return None
+        vocab = tokenizer.get_vocab(with_added_tokens=False)
+        unk = vocab.get(model.get("unk_token", "[UNK]"))
+        if unk is None:
+            return None
+        added = tuple(t["content"] for t in spec.get("added_tokens") or ())
+        prefix = model.get("continuing_subword_prefix", "##")
+        return cls(vocab, unk, prefix, int(model.get("max_input_chars_per_word", 100)), added)
+
+    def ids(self, word: str) -> list[int]:
+        """Token ids of one plain word, one punctuation character or blanks (none)."""
+        word = word.lower()
+        if not word or word.isspace():
+            return []
+        if len(word) > self.max_chars:
+            return [self.unk_id]
+        vocab, out, start, n = self.vocab, [], 0, len(word)
+        while start < n:
+            end = n
+            while end > start:
+                token = vocab.get(word[start:end] if start == 0 else self.prefix + word[start:end])
+                if token is not None:
+                    out.append(token)
+                    break
+                end -= 1
+            else:
+                return [self.unk_id]
+            start = end
+        return out
 
 
 def load_embedder(path: str | Path | None = None) -> StaticEmbedder:
@@ -140,6 +287,17 @@ def load_embedder(path: str | Path | None = None) -> StaticEmbedder:
             hit = StaticEmbedder(root)
             _cache[key] = hit
         return hit
+
+
+def _indices_of_none(items: list[Any]) -> list[int]:
+    out: list[int] = []
+    i = -1
+    while True:
+        try:
+            i = items.index(None, i + 1)
+        except ValueError:
+            return out
+        out.append(i)
 
 
 def _as_list(texts: Sequence[str]) -> list[str]:
