@@ -332,3 +332,15 @@ def test_detector_failures_are_counted_and_scored_by_fail_mode(
     assert r["counts"]["detector_failure_reasons"] == {"signatures: timeout": 11}
     assert r["shipped"]["counts"]["fp"] == 6  # fail closed: every row blocked
     assert any("detector error or timeout" in w for w in r["warnings"])
+
+
+def test_fpr_points_are_chosen_on_the_command_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, labelled: Path
+) -> None:
+    code, r, _ = run_eval(
+        capsys, "--data", str(labelled), "--positive", "attack", "--detector", "signatures", "--fpr", "0.02"
+    )
+    assert code == 3  # the fixture has malformed rows; the report is still complete
+    assert [x["max_fpr"] for x in r["recall_at_fpr"]] == [0.02]
+    assert main(["eval", "--data", str(labelled), "--positive", "attack", "--detector", "pii", "--fpr", "2"]) == 2
+    assert "fractions between 0 and 1" in capsys.readouterr().err

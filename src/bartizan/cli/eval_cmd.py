@@ -69,6 +69,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--bootstrap", type=int, default=2000, metavar="B", help="bootstrap replicates; 0 = none")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     p.add_argument(
+        "--fpr",
+        type=float,
+        action="append",
+        metavar="X",
+        help="false-positive rate to report recall at, as a fraction (repeatable; default 0.001, 0.01, 0.05)",
+    )
+    p.add_argument(
         "--limit",
         type=int,
         metavar="N",
@@ -84,6 +91,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     if args.bootstrap < 0 or (args.limit is not None and args.limit < 1):
         print("bartizan eval: --bootstrap must be >= 0 and --limit >= 1", file=sys.stderr)
+        return USAGE_ERROR
+    if args.fpr and any(not 0.0 < x < 1.0 for x in args.fpr):
+        print("bartizan eval: --fpr takes fractions between 0 and 1 (e.g. 0.02 for 2%)", file=sys.stderr)
         return USAGE_ERROR
     role = Role(args.role)
     try:
@@ -124,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"bartizan eval: {args.data}: no usable rows ({data.malformed} malformed)", file=sys.stderr)
         _print_errors(data.errors, args.data, sys.stderr)
         return INPUT_ERROR
-    report = summarise(data, calibration, fprs=DEFAULT_FPRS, n_boot=args.bootstrap, seed=args.seed)
+    fprs = tuple(sorted(set(args.fpr))) if args.fpr else DEFAULT_FPRS
+    report = summarise(data, calibration, fprs=fprs, n_boot=args.bootstrap, seed=args.seed)
     report = {
         "bartizan": __version__,
         "data": args.data,

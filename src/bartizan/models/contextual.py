@@ -24,6 +24,7 @@ import functools
 import hashlib
 import importlib.util
 import json
+import mmap
 import struct
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,7 +53,7 @@ def package_model_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
-def read_safetensors(raw: bytes) -> dict[str, np.ndarray]:
+def read_safetensors(raw: bytes | mmap.mmap) -> dict[str, np.ndarray]:
     """Tensors of a safetensors file (8-byte header length, JSON header, raw little-endian data); ValueError
     on anything malformed."""
     try:
@@ -61,7 +62,7 @@ def read_safetensors(raw: bytes) -> dict[str, np.ndarray]:
         raise ValueError(f"malformed safetensors header: {exc!r}") from None
 
 
-def _read_safetensors(raw: bytes) -> dict[str, np.ndarray]:
+def _read_safetensors(raw: bytes | mmap.mmap) -> dict[str, np.ndarray]:
     if len(raw) < 8:
         raise ValueError("too short for a safetensors file")
     (n,) = struct.unpack("<Q", raw[:8])
@@ -120,6 +121,7 @@ class ContextualEncoder:
         prefix = "" if "embeddings.word_embeddings.weight" in weights else "bert."
 
         def get(key: str) -> np.ndarray:
+            # float32 tensors stay views of the (memory-mapped) file: no copy, pages shared between processes
             return np.ascontiguousarray(weights[prefix + key], dtype=np.float32)
 
         self.word = get("embeddings.word_embeddings.weight")
@@ -233,7 +235,8 @@ def load_contextual(path: str | None = None) -> ContextualEncoder:
     tokenizer.no_padding()
     tokenizer.no_truncation()
     try:
-        weights = read_safetensors((folder / "model.safetensors").read_bytes())
-        return ContextualEncoder(weights, tokenizer)
+        with (folder / "model.safetensors").open("rb") as f:
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)  # the views below keep it open
+        return ContextualEncoder(read_safetensors(mapped), tokenizer)
     except (ValueError, KeyError) as exc:
         raise IntegrityError(f"contextual encoder: unreadable weights: {exc}", "model.safetensors") from None
