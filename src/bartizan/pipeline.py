@@ -7,6 +7,7 @@ Every surface (CLI, library, gateway, agent SDK, red-team target) builds `Messag
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from bartizan.policy.schema import Action, DetectorPolicy, FailMode, Policy
 from bartizan.redaction import redact
 from bartizan.text.views import TextViews, ViewLimits
 from bartizan.types import DetectorReport, Finding, Message, Role, ScanResult, Span, Status, Verdict
+
+_log = logging.getLogger(__name__)
 
 _FAIL_VERDICT = {FailMode.CLOSED: Verdict.BLOCK, FailMode.FLAG: Verdict.FLAG, FailMode.OPEN: Verdict.ALLOW}
 
@@ -195,3 +198,12 @@ class Firewall:
         for role in Role:
             if self._steps[role]:
                 self.scan(sample, role, canaries=("bzwarmupcanary00",))
+        # what a sample cannot reach (a learned detector's contextual stage loads only for uncertain text)
+        for steps in self._steps.values():
+            for step in steps:
+                prepare = getattr(step.detector.impl, "prepare", None)
+                if callable(prepare):
+                    try:
+                        prepare()
+                    except Exception as exc:  # the scans that need it report ERROR and fail closed
+                        _log.warning("detector %s could not load its models: %s", step.detector.name, exc)

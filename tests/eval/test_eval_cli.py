@@ -344,3 +344,14 @@ def test_fpr_points_are_chosen_on_the_command_line(
     assert [x["max_fpr"] for x in r["recall_at_fpr"]] == [0.02]
     assert main(["eval", "--data", str(labelled), "--positive", "attack", "--detector", "pii", "--fpr", "2"]) == 2
     assert "fractions between 0 and 1" in capsys.readouterr().err
+
+
+def test_set_changes_the_detector_configuration_and_checks_its_keys(
+    capsys: pytest.CaptureFixture[str], labelled: Path
+) -> None:
+    base = ["eval", "--data", str(labelled), "--positive", "attack", "--detector", "pii", "--no-progress"]
+    assert main([*base, "--set", "no_such_key=1"]) == 4
+    assert "no_such_key" in capsys.readouterr().err
+    assert main([*base, "--set", "missing-equals"]) == 2
+    assert main(["eval", "--data", str(labelled), "--positive", "attack", "--policy", "p.yaml", "--set", "a=1"]) == 2
+    assert "--set needs --detector" in capsys.readouterr().err

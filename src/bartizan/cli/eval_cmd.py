@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bartizan import __version__
-from bartizan.cli.exitcodes import INPUT_ERROR, OK, USAGE_ERROR
+from bartizan.cli.exitcodes import INPUT_ERROR, OK, POLICY_ERROR, USAGE_ERROR
 from bartizan.cli.progress import Progress
+from bartizan.detectors.registry import ConfigError, default_registry
 from bartizan.eval.report import summarise
 from bartizan.eval.runner import DEFAULT_FPRS, InputError, Scanner, build_policy, collect, read_rows
 from bartizan.types import Role
@@ -69,6 +70,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--bootstrap", type=int, default=2000, metavar="B", help="bootstrap replicates; 0 = none")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="with --detector: set a key of its configuration (value read as YAML; repeatable), "
+        "e.g. --set contextual=true",
+    )
+    p.add_argument(
         "--fpr",
         type=float,
         action="append",
@@ -97,7 +106,17 @@ def run(args: argparse.Namespace) -> int:
         return USAGE_ERROR
     role = Role(args.role)
     try:
-        policy, shipped_threshold = build_policy(args.detector, args.policy, role)
+        settings = _settings(args.set, args.detector)
+    except ValueError as exc:
+        print(f"bartizan eval: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    try:
+        policy, shipped_threshold = build_policy(args.detector, args.policy, role, settings)
+        if settings:  # the detector's schema checks the keys now, not after the first row
+            default_registry.get(args.detector).build(policy.detectors[args.detector].config)
+    except ConfigError as exc:
+        print(f"bartizan eval: {exc}", file=sys.stderr)
+        return POLICY_ERROR
     except KeyError as exc:
         print(f"bartizan eval: {exc.args[0]}", file=sys.stderr)
         return USAGE_ERROR
@@ -161,6 +180,21 @@ def run(args: argparse.Namespace) -> int:
             _print_errors(part.errors, name, sys.stderr)
             skipped = True
     return INPUT_ERROR if skipped else OK
+
+
+def _settings(pairs: list[str], detector: str | None) -> dict[str, Any]:
+    """--set KEY=VALUE pairs as a config dict (values read as YAML scalars or lists)."""
+    import yaml
+
+    if pairs and detector is None:
+        raise ValueError("--set needs --detector (a policy file carries its own configuration)")
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set takes KEY=VALUE, got {pair!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
 
 
 def _print_errors(errors: list[tuple[int, str]], name: str, out: TextIO) -> None:

