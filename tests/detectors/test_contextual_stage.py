@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 from harmful_texts import PIPE_BOMB_POEM, STORM_POEM
+from no_network import run_without_network
 
 from bartizan.detectors import learned
 from bartizan.detectors.base import ScanContext
@@ -194,12 +195,6 @@ def test_detectors_uncertain_about_one_segment_share_one_encoder_pass(
 
 
 _FRESH_PROCESS = """
-import sys
-NET = {"socket.connect", "socket.getaddrinfo", "socket.bind", "socket.sendto", "socket.__new__", "urllib.Request"}
-def hook(event, args):
-    if event in NET:
-        raise SystemExit("network access: " + event)
-sys.addaudithook(hook)
 from bartizan.pipeline import Firewall
 from bartizan.policy.loader import load_policy_text
 fw = Firewall(load_policy_text(sys.argv[1]))
@@ -211,16 +206,11 @@ print(r.detectors["harmful_intent"].status.value, any("contextual stage" in f.ev
 @needs_weights
 @pytest.mark.skipif(not HAVE_BUNDLED, reason="no bundled contextual head")
 def test_no_network_from_import_to_a_contextual_scan_in_a_fresh_process() -> None:
-    import subprocess
-    import sys
-
     policy = (
         "version: 1\ndetectors:\n"
         + "".join(f"  {n}:\n    roles: [user]\n    config: {{contextual: true}}\n" for n in ("injection", "jailbreak"))
         + "  harmful_intent:\n    roles: [user]\n    config: {contextual: true}\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", _FRESH_PROCESS, policy], capture_output=True, text=True, timeout=120, check=False
-    )
+    out = run_without_network(_FRESH_PROCESS, policy)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["ok", "True"]

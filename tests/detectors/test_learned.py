@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 from harmful_texts import PIPE_BOMB_POEM, STORM_POEM
+from no_network import run_without_network
 
 from bartizan.detectors import harmful_intent, injection, jailbreak, learned
 from bartizan.detectors.base import ScanContext
@@ -325,12 +326,6 @@ def test_no_network_while_loading_and_scanning(tmp_path: Path, heads: Path) -> N
 
 
 _FRESH_PROCESS = """
-import sys
-NET = {"socket.connect", "socket.getaddrinfo", "socket.bind", "socket.sendto", "socket.__new__", "urllib.Request"}
-def hook(event, args):
-    if event in NET:
-        raise SystemExit("network access: " + event)
-sys.addaudithook(hook)
 from bartizan.detectors import harmful_intent, injection, jailbreak
 from bartizan.pipeline import Firewall
 from bartizan.policy.loader import load_policy_text
@@ -341,11 +336,7 @@ print(sorted((n, r.detectors[n].status.value) for n in ("injection", "jailbreak"
 
 
 def test_no_network_from_import_to_scan_in_a_fresh_process(heads: Path) -> None:
-    import subprocess
-
-    out = subprocess.run(
-        [sys.executable, "-c", _FRESH_PROCESS, policy(heads)], capture_output=True, text=True, timeout=120, check=False
-    )
+    out = run_without_network(_FRESH_PROCESS, policy(heads))
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == str([("harmful_intent", "ok"), ("injection", "ok"), ("jailbreak", "ok")])
 

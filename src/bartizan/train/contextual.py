@@ -200,7 +200,8 @@ def train_contextual(
     p2_cal = np.full(len(cal), np.nan)
     p2_cal[widest] = fitted.score(X_cal)
     (lo, hi), tau, band_recalls = choose_band(p_cal, p2_cal, benign[cal], y_all[cal], target_fpr)
-    verse_low, gaps = None, {}
+    verse_low: float | None = None
+    gaps: dict[str, float] = {}
     if verse:
         shaped = np.array([verse_shaped(ex[i].text) for i in cal])
         styles = np.array([ex[i].style for i in cal])
