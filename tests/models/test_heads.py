@@ -179,7 +179,7 @@ def test_platt_fit_survives_wide_margins() -> None:
 
 @settings(max_examples=100, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.floats(0.0, 1.0))
-def test_mlp_decision_skips_zero_columns_without_changing_the_result(seed: int, density: float) -> None:
+def test_mlp_decision_matches_the_reference_on_sparse_and_dense_rows(seed: int, density: float) -> None:
     rng = np.random.default_rng(seed)
     dim, hidden = 40, 8
     head = MLPHead(
