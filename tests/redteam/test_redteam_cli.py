@@ -55,6 +55,25 @@ def test_firewall_quick_suite_writes_every_report(tmp_path: Path) -> None:
     assert rc == 7
 
 
+def endpoint_args(base: str, suite: str, out: Path, *extra: str) -> list[str]:
+    """`bartizan redteam` arguments for the demo upstream at `base` as an endpoint target."""
+    return [
+        "redteam",
+        "--target",
+        "endpoint",
+        "--base-url",
+        f"{base}/v1",
+        "--model",
+        "demo-echo",
+        "--suite",
+        suite,
+        "--out",
+        str(out),
+        "--no-progress",
+        *extra,
+    ]
+
+
 def test_endpoint_target_judges_and_reports(tmp_path: Path) -> None:
     script = DemoScript(
         rules=[
@@ -68,25 +87,7 @@ def test_endpoint_target_judges_and_reports(tmp_path: Path) -> None:
             "name: tiny\nseed: 1\nlimits: {harmful: 4, benign: 4, jailbreak_template: 0, prompt_injection: 0, "
             "sysprompt_extraction: 0, interpreter_abuse: 0}\n"
         )
-        rc = main(
-            [
-                "redteam",
-                "--target",
-                "endpoint",
-                "--base-url",
-                f"{base}/v1",
-                "--model",
-                "demo-echo",
-                "--suite",
-                str(suite),
-                "--transforms",
-                "plain,verse_ballad",
-                "--out",
-                str(tmp_path / "o"),
-                "--no-progress",
-                "--offline",
-            ]
-        )
+        rc = main(endpoint_args(base, str(suite), tmp_path / "o", "--transforms", "plain,verse_ballad", "--offline"))
     assert rc == 0
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["asr"]["overall"]["rate"] == 0.0  # the model refuses everything...
@@ -100,22 +101,7 @@ def test_a_killed_run_resumes_without_repeating_probes(tmp_path: Path) -> None:
             sys.executable,
             "-m",
             "bartizan.cli.main",
-            "redteam",
-            "--target",
-            "endpoint",
-            "--base-url",
-            f"{base}/v1",
-            "--model",
-            "demo-echo",
-            "--suite",
-            "quick",
-            "--out",
-            str(tmp_path),
-            "--no-progress",
-            "--concurrency",
-            "2",
-            "--rate",
-            "60",
+            *endpoint_args(base, "quick", tmp_path, "--concurrency", "2", "--rate", "60"),
         ]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
@@ -132,25 +118,7 @@ def test_a_killed_run_resumes_without_repeating_probes(tmp_path: Path) -> None:
             run_id = store.runs()[0].run_id
             before = len(store.done_probe_ids(run_id))
         assert 0 < before < 980
-        rc = main(
-            [
-                "redteam",
-                "--target",
-                "endpoint",
-                "--base-url",
-                f"{base}/v1",
-                "--model",
-                "demo-echo",
-                "--suite",
-                "quick",
-                "--out",
-                str(tmp_path),
-                "--no-progress",
-                "--resume",
-                "--concurrency",
-                "8",
-            ]
-        )
+        rc = main(endpoint_args(base, "quick", tmp_path, "--resume", "--concurrency", "8"))
     assert rc == 0
     with RunStore(tmp_path / "run.sqlite") as store:
         attempts = store.attempts(run_id)

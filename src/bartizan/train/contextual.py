@@ -21,6 +21,7 @@ import hashlib
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -208,8 +209,6 @@ def train_contextual(
         verse_low, tau, gaps = choose_verse_low(
             p_cal, p2_cal, shaped, (lo, hi), benign[cal], y_all[cal], styles, target_fpr
         )
-    from dataclasses import replace
-
     fitted = replace(fitted, threshold=tau, target_fpr=target_fpr)
     meta: dict[str, Any] = {
         "feature_version": CONTEXTUAL_FEATURES,
