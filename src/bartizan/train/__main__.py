@@ -38,6 +38,10 @@ HARD_KINDS = frozenset({"lookalike", "persona", "chat"})
 HIDDEN = {"injection": 256, "jailbreak": 0, "harmful_intent": 256}
 #: surfaces that get their own threshold (tool output and retrieved documents are read as "tool" here)
 ROLE_THRESHOLDS = {"injection": ("tool",)}
+#: heads whose tool content is also scored sentence by sentence (`bartizan.detectors.learned`), with a
+#: sentence threshold chosen jointly with the tool threshold (`fit.choose_sentence_threshold`): one
+#: instruction inside a long document is diluted in its chunk's average
+SENTENCE_HEADS = frozenset({"injection"})
 #: run-time combination rule recorded in each head's metadata (see `bartizan.models.features.score_text`)
 COMBINE = {"injection": "text", "jailbreak": "text", "harmful_intent": "text"}
 #: heads that also get a contextual second stage (`bartizan.train.contextual`), with the surfaces it learns
@@ -93,6 +97,7 @@ def build_examples(root: Path, seed: int = SEED) -> list[Example]:
         versify_all,
     )
     from bartizan.train.injections import indirect_injections
+    from bartizan.train.instructions import composed_injections
 
     rows = load_all(root)
     seeds = [r for r in rows if r.labels.get("harmful_intent") == 1 and r.kind == "request"]
@@ -103,6 +108,7 @@ def build_examples(root: Path, seed: int = SEED) -> list[Example]:
     extra += phrasing_twins(rows, seed=seed + 16)
     extra += obfuscation_twins(rows, seed=seed + 18)
     extra += data_fragments(seed=seed + 20)
+    extra += composed_injections(docs, seed=seed + 22)
     return _dedupe(rows + extra)
 
 
@@ -163,27 +169,71 @@ def train_head(
     return fitted, metrics
 
 
-def deployed_probabilities(
-    head: str, heads_dir: Path, static: Path, rows: list[Example], config: dict[str, Any] | None = None
-) -> np.ndarray:
-    """The probability the registered detector (default config: views, chunks, per-sentence segments for
-    tool content) gives each row, so that thresholds and metrics describe what actually runs."""
+def _registered(head: str, heads_dir: Path, static: Path, config: dict[str, Any] | None = None) -> Any:
+    """The registered detector `head`, reading its models from `heads_dir` and `static`."""
     import importlib
 
-    from bartizan.detectors.base import ScanContext
+    from bartizan.detectors.contextual_stage import load_contextual_head
+    from bartizan.detectors.learned import load_head
     from bartizan.detectors.registry import default_registry
+
+    # the trainer rewrites heads in place (thresholds added after calibration): never score with a stale copy
+    load_head.cache_clear()
+    load_contextual_head.cache_clear()
+    importlib.import_module(f"bartizan.detectors.{head}")  # registers it, if the core list does not yet
+    settings = {"head_dir": str(heads_dir), "embedder_dir": str(static), **(config or {})}
+    return default_registry.get(head).build(settings).impl
+
+
+def _context(e: Example) -> Any:
+    from bartizan.detectors.base import ScanContext
     from bartizan.text.views import TextViews
     from bartizan.types import Message, Role
 
-    importlib.import_module(f"bartizan.detectors.{head}")  # registers it, if the core list does not yet
-    settings = {"head_dir": str(heads_dir), "embedder_dir": str(static), **(config or {})}
-    det = default_registry.get(head).build(settings).impl
+    role = Role.TOOL if e.role == "tool" else Role.USER
+    return ScanContext(Message(role=role, content=e.text), TextViews(e.text))
+
+
+def deployed_probabilities(
+    head: str,
+    heads_dir: Path,
+    static: Path,
+    rows: list[Example],
+    config: dict[str, Any] | None = None,
+    on_threshold_scale: bool = False,
+) -> np.ndarray:
+    """The probability the registered detector (default config: views, chunks, per-sentence segments for
+    tool content) gives each row, so that thresholds and metrics describe what actually runs.
+    `on_threshold_scale`: the best segment's score mapped back onto the probability scale of the row's
+    threshold (what a sentence scored against its own threshold amounts to against the chunk threshold)."""
+    det = _registered(head, heads_dir, static, {**(config or {}), "score_scale": "probability"})
     out = np.zeros(len(rows), dtype=np.float64)
     for i, e in enumerate(rows):
-        role = Role.TOOL if e.role == "tool" else Role.USER
-        a = det.assess(ScanContext(Message(role=role, content=e.text), TextViews(e.text)))
-        out[i] = 0.0 if a is None else a.probability
+        a = det.assess(_context(e))
+        out[i] = 0.0 if a is None else (a.score if on_threshold_scale else a.probability)
     return out
+
+
+def deployed_segment_maxima(
+    head: str, heads_dir: Path, static: Path, rows: list[Example]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the best chunk's and the best single sentence's probability under the registered detector's
+    segmentation (0 for the sentence of a row that is one sentence: its chunk covers it)."""
+    from bartizan.detectors.learned import load_featurizer, segment_features
+
+    det = _registered(head, heads_dir, static, {"sentence_threshold": 0.5})
+    model = det._head()
+    key, featurize = load_featurizer(det.config.embedder_dir)
+    chunk, sentence = np.zeros(len(rows)), np.zeros(len(rows))
+    for i, e in enumerate(rows):
+        ctx = _context(e)
+        segs = det.segments(ctx, sentences=True)
+        x = segment_features(ctx.views, key, featurize, [(v, a, b) for v, a, b, _ in segs])
+        p = np.asarray(model.score(x), dtype=np.float64).reshape(-1)
+        is_sentence = np.array([s[3] for s in segs])
+        chunk[i] = p[~is_sentence].max()
+        sentence[i] = p[is_sentence].max() if is_sentence.any() else 0.0
+    return chunk, sentence
 
 
 def recalibrate_deployed(
@@ -203,7 +253,7 @@ def recalibrate_deployed(
 
     from bartizan.models.heads import threshold_for_fpr
     from bartizan.models.manifest import write_manifest
-    from bartizan.train.fit import evaluate_scores
+    from bartizan.train.fit import choose_sentence_threshold, evaluate_scores
 
     fitted.as_head(head, meta).save(args.heads_out, update_manifest=False)
     write_manifest(args.heads_out, name="bartizan-heads")
@@ -220,7 +270,23 @@ def recalibrate_deployed(
         for role in ROLE_THRESHOLDS.get(head, ())
         if (benign[cal] & (cal_role == role)).sum() >= 200
     }
-    p_te = deployed_probabilities(head, args.heads_out, args.static, [ex[i] for i in te])
+    sentence_tau = None
+    if head in SENTENCE_HEADS and "tool" in role_tau:
+        # tool content is also scored per sentence: chunk and sentence thresholds chosen together, so that
+        # the surface as a whole keeps the stated FPR on the calibration split's benign documents
+        tool = [i for i in cal if ex[i].role == "tool"]
+        chunk, sentence = deployed_segment_maxima(head, args.heads_out, args.static, [ex[i] for i in tool])
+        y_tool = np.array([ex[i].labels[head] for i in tool])
+        pair = choose_sentence_threshold(chunk, sentence, y_tool, benign[tool], fitted.target_fpr)
+        role_tau["tool"], sentence_tau = round(pair[0], 6), round(pair[1], 6)
+        shipped = {"role_thresholds": {"tool": role_tau["tool"], "retrieved": role_tau["tool"]}}
+        replace(fitted, threshold=tau).as_head(head, {**meta, **shipped, "sentence_threshold": sentence_tau}).save(
+            args.heads_out, update_manifest=False
+        )
+        write_manifest(args.heads_out, name="bartizan-heads")
+    p_te = deployed_probabilities(
+        head, args.heads_out, args.static, [ex[i] for i in te], on_threshold_scale=sentence_tau is not None
+    )
     y = np.array([ex[i].labels[head] for i in te])
     te_role = np.array([ex[i].role for i in te])
     tau_rows = np.array([role_tau.get(r, tau) for r in te_role])
@@ -228,6 +294,8 @@ def recalibrate_deployed(
     if probabilities is not None:
         probabilities.update(cal=cal, p_cal=p_cal, te=te, p_te=p_te)
     metrics["threshold"] = round(tau, 6)
+    if sentence_tau is not None:
+        metrics["sentence_threshold"] = round(sentence_tau, 6)
     if role_tau:
         metrics["role_thresholds"] = {r: round(t, 6) for r, t in role_tau.items()}
         for r in role_tau:  # the shipped thresholds' effect on that surface alone
@@ -345,6 +413,7 @@ def main(argv: list[str] | None = None) -> int:
                     if "tool" in metrics.get("role_thresholds", {})
                     else {}
                 ),
+                **({"sentence_threshold": metrics["sentence_threshold"]} if "sentence_threshold" in metrics else {}),
             },
         ).save(args.heads_out, update_manifest=False)
         args.cards_out.mkdir(parents=True, exist_ok=True)

@@ -211,3 +211,36 @@ def evaluate_scores(
         k: {"n": len(v), "recall": round(float(flagged[v].mean()), 4)} for k, v in sorted(by_pos_src.items())
     }
     return out
+
+
+#: quantiles of the benign calibration maxima tried as chunk and sentence thresholds (`choose_sentence_threshold`)
+_JOINT_QUANTILES = (0.98, 0.985, 0.99, 0.992, 0.995, 0.997, 0.999, 1.0)
+
+
+def choose_sentence_threshold(
+    chunk: np.ndarray, sentence: np.ndarray, y: np.ndarray, benign: np.ndarray, target_fpr: float
+) -> tuple[float, float, float]:
+    """(chunk threshold, sentence threshold, calibration recall) for a surface scored both ways.
+
+    A row is flagged when its best chunk reaches the chunk threshold or its best sentence the sentence
+    threshold. Both are taken from a grid of quantiles of the benign rows' maxima; the pair with the best
+    recall whose joint false-positive rate on `benign` stays within `target_fpr` wins (on a tie, the first
+    found, scanning from the lowest thresholds)."""
+    chunk, sentence = np.asarray(chunk, dtype=np.float64), np.asarray(sentence, dtype=np.float64)
+    neg, pos = benign & (y == 0), y == 1
+    if not neg.any() or not pos.any():
+        raise ValueError("need benign and positive rows to choose a sentence threshold")
+    grid_c = [threshold_for_fpr(chunk[neg], 1.0 - q) for q in _JOINT_QUANTILES]
+    grid_s = [threshold_for_fpr(sentence[neg], 1.0 - q) for q in _JOINT_QUANTILES]
+    best: tuple[float, float, float] | None = None
+    for tc in grid_c:
+        for ts in grid_s:
+            flagged = (chunk >= tc) | (sentence >= ts)
+            if flagged[neg].mean() > target_fpr:
+                continue
+            recall = float(flagged[pos].mean())
+            if best is None or recall > best[2]:
+                best = (tc, ts, recall)
+    if best is None:  # the grid's corner (nothing benign flagged) always qualifies; kept for type narrowing
+        raise ValueError("no threshold pair meets the target FPR")
+    return best
