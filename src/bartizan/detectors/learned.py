@@ -438,20 +438,27 @@ class LearnedDetector:
             raise ValueError(f"{len(out)} segments to score, over max_segments={cfg.max_segments}")
         return out
 
-    def assess(self, ctx: ScanContext) -> Assessment | None:
-        """Score every segment; the best one, or None for an empty message. Raises if the model is unusable."""
+    def score_segments(self, ctx: ScanContext, sentences: bool) -> tuple[list[tuple[View, int, int, bool]], np.ndarray]:
+        """Every segment (`segments`) and the head's probability for each. Raises if the model is unusable."""
         head = self._head()
         key, featurize = load_featurizer(self.config.embedder_dir)
-        ts = self.sentence_threshold(head)
-        segs = self.segments(ctx, sentences=ts is not None)
+        segs = self.segments(ctx, sentences=sentences)
         if not segs:
-            return None
+            return segs, np.zeros(0)
         x = segment_features(ctx.views, key, featurize, [(v, a, b) for v, a, b, _ in segs], ctx.check_deadline)
         ctx.check_deadline()
         probs = np.asarray(head.score(x), dtype=np.float64).reshape(-1)
         if probs.shape[0] != len(segs) or not np.all(np.isfinite(probs)):
             raise ValueError(f"head {self.NAME!r} returned unusable scores")
-        np.clip(probs, 0.0, 1.0, out=probs)
+        return segs, np.clip(probs, 0.0, 1.0)
+
+    def assess(self, ctx: ScanContext) -> Assessment | None:
+        """Score every segment; the best one, or None for an empty message. Raises if the model is unusable."""
+        head = self._head()
+        ts = self.sentence_threshold(head)
+        segs, probs = self.score_segments(ctx, sentences=ts is not None)
+        if not segs:
+            return None
         t = self.threshold_for(head, ctx.message.role)
         # Sentences are a different surface from whole texts: each kind is put on the operating scale with
         # its own threshold, and the best segment is the one furthest along that common scale.

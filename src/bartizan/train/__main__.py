@@ -219,21 +219,24 @@ def deployed_segment_maxima(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per row, the best chunk's and the best single sentence's probability under the registered detector's
     segmentation (0 for the sentence of a row that is one sentence: its chunk covers it)."""
-    from bartizan.detectors.learned import load_featurizer, segment_features
-
-    det = _registered(head, heads_dir, static, {"sentence_threshold": 0.5})
-    model = det._head()
-    key, featurize = load_featurizer(det.config.embedder_dir)
+    det = _registered(head, heads_dir, static)
     chunk, sentence = np.zeros(len(rows)), np.zeros(len(rows))
     for i, e in enumerate(rows):
-        ctx = _context(e)
-        segs = det.segments(ctx, sentences=True)
-        x = segment_features(ctx.views, key, featurize, [(v, a, b) for v, a, b, _ in segs])
-        p = np.asarray(model.score(x), dtype=np.float64).reshape(-1)
+        segs, p = det.score_segments(_context(e), sentences=True)
         is_sentence = np.array([s[3] for s in segs])
         chunk[i] = p[~is_sentence].max()
         sentence[i] = p[is_sentence].max() if is_sentence.any() else 0.0
     return chunk, sentence
+
+
+def surface_thresholds(role_thresholds: dict[str, float], sentence_threshold: float | None) -> dict[str, Any]:
+    """The head metadata for per-surface thresholds: retrieved documents share tool output's threshold."""
+    out: dict[str, Any] = {}
+    if "tool" in role_thresholds:
+        out["role_thresholds"] = {**role_thresholds, "retrieved": role_thresholds["tool"]}
+    if sentence_threshold is not None:
+        out["sentence_threshold"] = sentence_threshold
+    return out
 
 
 def recalibrate_deployed(
@@ -279,10 +282,8 @@ def recalibrate_deployed(
         y_tool = np.array([ex[i].labels[head] for i in tool])
         pair = choose_sentence_threshold(chunk, sentence, y_tool, benign[tool], fitted.target_fpr)
         role_tau["tool"], sentence_tau = round(pair[0], 6), round(pair[1], 6)
-        shipped = {"role_thresholds": {"tool": role_tau["tool"], "retrieved": role_tau["tool"]}}
-        replace(fitted, threshold=tau).as_head(head, {**meta, **shipped, "sentence_threshold": sentence_tau}).save(
-            args.heads_out, update_manifest=False
-        )
+        shipped = surface_thresholds(role_tau, sentence_tau)
+        replace(fitted, threshold=tau).as_head(head, {**meta, **shipped}).save(args.heads_out, update_manifest=False)
         write_manifest(args.heads_out, name="bartizan-heads")
     p_te = deployed_probabilities(
         head, args.heads_out, args.static, [ex[i] for i in te], on_threshold_scale=sentence_tau is not None
@@ -408,12 +409,7 @@ def main(argv: list[str] | None = None) -> int:
                 "hard_weight": HARD_WEIGHT[head],
                 "seed": SEED,
                 "combine": COMBINE[head],
-                **(
-                    {"role_thresholds": {**metrics["role_thresholds"], "retrieved": metrics["role_thresholds"]["tool"]}}
-                    if "tool" in metrics.get("role_thresholds", {})
-                    else {}
-                ),
-                **({"sentence_threshold": metrics["sentence_threshold"]} if "sentence_threshold" in metrics else {}),
+                **surface_thresholds(metrics.get("role_thresholds", {}), metrics.get("sentence_threshold")),
             },
         ).save(args.heads_out, update_manifest=False)
         args.cards_out.mkdir(parents=True, exist_ok=True)

@@ -96,6 +96,14 @@ def _inject_json(doc: str, inj: str, rng: random.Random) -> str | None:
     return json.dumps(obj)
 
 
+def place_in_document(doc: Example, sentence: str, rng: random.Random) -> str:
+    """`doc`'s text with `sentence` in it: as a field of a JSON tool output, API doc or schema (appended
+    when the text is not a JSON object), else at a sentence boundary of the prose."""
+    if doc.kind in ("tool_output", "api_doc", "tool_schema"):
+        return _inject_json(doc.text, sentence, rng) or doc.text + "\n" + sentence
+    return _insert(doc.text, sentence, rng)
+
+
 def indirect_injections(documents: Sequence[Example], seed: int = 17, per_doc: float = 0.5) -> list[Example]:
     """Attacker instructions inside benign documents, e-mails and tool outputs, plus clean twins.
 
@@ -130,12 +138,9 @@ def indirect_injections(documents: Sequence[Example], seed: int = 17, per_doc: f
         if doc.source == "synthetic_email":
             clean = doc.text.replace("{inj}", "").replace("\n\n\n", "\n\n")
             attacked = doc.text.replace("{inj}", inj)
-        elif doc.kind in ("tool_output", "api_doc", "tool_schema"):
-            clean = doc.text
-            attacked = _inject_json(doc.text, inj, rng) or doc.text + "\n" + inj
         else:
             clean = doc.text
-            attacked = _insert(doc.text, inj, rng)
+            attacked = place_in_document(doc, inj, rng)
         out.append(
             Example(
                 text=clean,

@@ -21,7 +21,7 @@ import re
 from collections.abc import Sequence
 
 from bartizan.train.data import Example, split_of
-from bartizan.train.injections import _inject_json, _insert
+from bartizan.train.injections import place_in_document
 
 _MACHINE = [
     "AI assistant", "Assistant", "Dear AI", "AI", "Language model", "LLM", "AI agent", "Chatbot", "Bot",
@@ -150,12 +150,6 @@ def compose_note(rng: random.Random) -> str:
     return wrapper.format(x=x[0].upper() + x[1:])
 
 
-def _place(doc: Example, sentence: str, rng: random.Random) -> str:
-    if doc.kind in ("tool_output", "api_doc", "tool_schema"):
-        return _inject_json(doc.text, sentence, rng) or doc.text + "\n" + sentence
-    return _insert(doc.text, sentence, rng)
-
-
 def composed_injections(documents: Sequence[Example], seed: int = 23) -> list[Example]:
     """For every training-split document: one copy with a composed attacker instruction (label 1), one with
     a composed human-addressed note (label 0), and, as single sentences (the surface that per-sentence
@@ -185,8 +179,8 @@ def composed_injections(documents: Sequence[Example], seed: int = 23) -> list[Ex
         if split_of(doc) != "train":
             continue
         instruction, note = compose_instruction(rng), compose_note(rng)
-        add(_place(doc, instruction, rng), "composed_indirect", "injection", 1, style=doc.kind or "document")
-        add(_place(doc, note, rng), "composed_note", "lookalike", 0)
+        add(place_in_document(doc, instruction, rng), "composed_indirect", "injection", 1, style=doc.kind or "document")
+        add(place_in_document(doc, note, rng), "composed_note", "lookalike", 0)
         add(note, "composed_note_sentence", "lookalike", 0)
         sentences = [x for x in _SENTENCE.split(doc.text) if len(x.split()) >= 4]
         if sentences:
